@@ -1,0 +1,153 @@
+"""Public pages: the event list, an event's page, its live status, joining and leaving."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from flask import (
+    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request,
+    send_from_directory, url_for,
+)
+from flask_login import current_user, login_required
+
+from blueprints.helpers import now, wants_fragment
+from extensions import limiter
+from services import NotFound, ServiceError, events, queue
+
+bp = Blueprint("events", __name__)
+
+
+@bp.get("/")
+def index():
+    q = request.args.get("q", "")
+    page = request.args.get("page", 1, type=int) or 1
+    results = events.search_upcoming(
+        q=q, page=max(page, 1), per_page=current_app.config["EVENTS_PER_PAGE"], now=now()
+    )
+    return render_template("events/index.html", results=results, q=q)
+
+
+def _event_or_404(event_id: int):
+    try:
+        return events.get_event(event_id)
+    except NotFound:
+        abort(404)
+
+
+def status_context(event, *, error: str | None = None) -> dict:
+    """Everything the status widget shows: availability and this user's place in line."""
+    moment = now()
+    if queue.has_stale_offers(event, now=moment):
+        # An offer ran out and no worker has passed it on yet: do it now, so this read
+        # (and everyone's after it) sees the next person offered.
+        try:
+            queue.refresh_event(event_id=event.id, now=moment)
+        except ServiceError:
+            pass  # busy: the stale offers are still shown as expired below
+        event = _event_or_404(event.id)
+    status = None
+    if current_user.is_authenticated:
+        status = queue.queue_status(event_id=event.id, user_id=current_user.id, now=moment)
+    return {
+        "event": event,
+        "availability": queue.availability(event, now=moment),
+        "status": status,
+        "is_past": event.is_past(moment),
+        "error": error,
+        "offer_seconds": queue.offer_seconds(),
+    }
+
+
+def _vary(response):
+    response.headers["Vary"] = "HX-Request, Cookie"
+    return response
+
+
+@bp.get("/events/<int:event_id>")
+def show(event_id: int):
+    event = _event_or_404(event_id)
+    return _vary(make_response(render_template("events/show.html", **status_context(event))))
+
+
+@bp.get("/events/<int:event_id>/status")
+def status(event_id: int):
+    event = _event_or_404(event_id)
+    return _vary(make_response(render_template("events/_status.html", **status_context(event))))
+
+
+def _after_action(event_id: int, *, error: ServiceError | None = None, message: str | None = None,
+                  code: int | None = None):
+    """Answer a queue action: the widget for HTMX, else redirect (or the page with the error)."""
+    event = _event_or_404(event_id)
+    status_code = code or (error.status_code if error else 200)
+    text = str(error) if error else None
+    if wants_fragment():
+        html = render_template("events/_status.html", **status_context(event, error=text))
+        return _vary(make_response(html, status_code))
+    if error is None:
+        if message:
+            flash(message, "success")
+        return redirect(url_for("events.show", event_id=event_id), code=303)
+    html = render_template("events/show.html", **status_context(event, error=text))
+    return _vary(make_response(html, status_code))
+
+
+def _join_key() -> str:
+    return f"join:{current_user.id}" if current_user.is_authenticated else f"join-ip:{request.remote_addr}"
+
+
+@bp.post("/events/<int:event_id>/join")
+@login_required
+@limiter.limit(
+    lambda: current_app.config["QUEUE_JOIN_LIMIT"],
+    key_func=_join_key,
+    deduct_when=lambda response: response.status_code < 400,
+)
+def join(event_id: int):
+    try:
+        entry = queue.join_queue(event_id=event_id, user_id=current_user.id, now=now())
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        return _after_action(event_id, error=error)
+    if entry.status == "offered":
+        return _after_action(event_id, message="A ticket is held for you. Complete your purchase before the offer ends.")
+    return _after_action(event_id, message="You're in the waiting list. We'll offer you a ticket when one is free.")
+
+
+@bp.post("/events/<int:event_id>/release")
+@login_required
+def release(event_id: int):
+    try:
+        entry = queue.release(event_id=event_id, user_id=current_user.id, now=now())
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        return _after_action(event_id, error=error)
+    message = ("You released your ticket offer." if entry.end_reason == "declined"
+               else "You left the waiting list.")
+    return _after_action(event_id, message=message)
+
+
+@bp.errorhandler(429)
+def join_rate_limited(error):
+    limit = limiter.current_limit
+    seconds = max(1, (limit.reset_at - time.time())) if limit else 60
+    minutes = max(1, math.ceil(seconds / 60))
+    text = (f"You've joined the waiting list too many times. "
+            f"Please wait {minutes} minutes before trying again.")
+    event_id = (request.view_args or {}).get("event_id")
+    if event_id is None:
+        return text, 429
+    response = _after_action(event_id, error=ServiceError(text), code=429)
+    response.headers["Retry-After"] = str(int(seconds))
+    return response
+
+
+@bp.get("/uploads/<path:name>")
+def upload(name: str):
+    folder = Path(current_app.config["UPLOAD_FOLDER"])
+    response = send_from_directory(folder, name, max_age=86400)
+    return response

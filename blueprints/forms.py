@@ -1,0 +1,121 @@
+"""HTML forms: parse what the browser sent into Python values, with field-level messages.
+
+Forms only parse and check shape (present, a number, a date); the rules of the domain
+(future date, capacity range, duplicate email…) live in ``services/`` and come back as
+``ServiceError``s, which ``attach_error`` puts on the field they name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import EmailField, PasswordField, StringField, TextAreaField, ValidationError
+from wtforms.validators import InputRequired, Length
+
+from services import ServiceError
+
+EVENT_DATE_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class SignupForm(FlaskForm):
+    name = StringField("Your name", validators=[InputRequired("Enter your name."), Length(max=100)])
+    email = EmailField("Email", validators=[InputRequired("Enter your email address."), Length(max=254)])
+    password = PasswordField(
+        "Password (at least 8 characters)", validators=[InputRequired("Choose a password.")]
+    )
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired("Enter your email address.")])
+    password = PasswordField("Password", validators=[InputRequired("Enter your password.")])
+
+
+def parse_price_pence(raw: str) -> int:
+    """'12.50' or '£12.5' → 1250. Raises ValueError with a message fit to show."""
+    text = (raw or "").strip().lstrip("£").replace(",", "")
+    if not text:
+        raise ValueError("Enter a price in pounds, like 12.50 (0 for a free event).")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("Enter the price as a number of pounds, like 12.50.") from None
+    if not amount.is_finite():
+        raise ValueError("Enter the price as a number of pounds, like 12.50.")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError("Prices can't have fractions of a penny.")
+    if abs(amount) > Decimal("1000000"):
+        raise ValueError("That price is far too large.")
+    return int(amount * 100)
+
+
+def parse_event_date(raw: str) -> datetime:
+    try:
+        return datetime.strptime((raw or "").strip(), EVENT_DATE_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError("Enter the date and time as YYYY-MM-DDTHH:MM (UTC).") from None
+
+
+class EventForm(FlaskForm):
+    name = StringField("Event name", validators=[InputRequired("Give the event a name."), Length(max=120)])
+    description = TextAreaField("Description", validators=[Length(max=5000)])
+    location = StringField("Location", validators=[InputRequired("Say where the event takes place."), Length(max=200)])
+    event_date = StringField("Date and time (UTC)", validators=[InputRequired("Choose when the event starts.")])
+    price = StringField("Price (£)", validators=[InputRequired("Enter a price in pounds, like 12.50 (0 for a free event).")])
+    total_tickets = StringField("Number of tickets", validators=[InputRequired("Say how many tickets there are.")])
+    image = FileField("Image (JPEG, PNG or WebP, up to 5 MB)")
+
+    def validate_price(self, field):
+        try:
+            self.price_pence = parse_price_pence(field.data)
+        except ValueError as error:
+            raise ValidationError(str(error))
+
+    def validate_event_date(self, field):
+        try:
+            self.starts_at = parse_event_date(field.data)
+        except ValueError as error:
+            raise ValidationError(str(error))
+
+    def validate_total_tickets(self, field):
+        text = (field.data or "").strip().replace(",", "")
+        if not text.isdigit():
+            raise ValidationError("Enter the number of tickets as a whole number, like 100.")
+        self.capacity = int(text)
+
+    def validate_event(self, *, now: datetime) -> bool:
+        """Check the shape of every field, then every domain rule, so all problems show at once."""
+        from services.events import detail_problems
+
+        valid = self.validate()
+        problems = detail_problems(
+            name=self.name.data or "",
+            description=self.description.data or "",
+            location=self.location.data or "",
+            starts_at=getattr(self, "starts_at", None) if not self.event_date.errors else None,
+            price_pence=getattr(self, "price_pence", None) if not self.price.errors else None,
+            total_tickets=getattr(self, "capacity", None) if not self.total_tickets.errors else None,
+            now=now,
+        )
+        for name, message in problems.items():
+            field = getattr(self, name)
+            if not field.errors:
+                field.errors = [*field.errors, message]
+        return valid and not problems
+
+    def image_bytes(self) -> bytes | None:
+        upload = self.image.data
+        if upload is None or not getattr(upload, "filename", ""):
+            return None
+        return upload.read()
+
+
+def attach_error(form: FlaskForm, error: ServiceError) -> None:
+    """Show a service's refusal on the field it names, or above the form."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, error.message]
+    else:
+        form.form_errors.append(error.message)

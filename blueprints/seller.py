@@ -1,0 +1,90 @@
+"""Organizers: their dashboard and the event form."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from blueprints.forms import EVENT_DATE_FORMAT, EventForm, attach_error
+from blueprints.helpers import now
+from services import Forbidden, NotFound, ServiceError, events, queue
+from services.events import EventDetails
+
+bp = Blueprint("seller", __name__, url_prefix="/seller")
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every seller page needs a signed-in organizer."""
+
+
+def _owned_event_or_abort(event_id: int):
+    try:
+        return events.get_owned_event(event_id=event_id, user_id=current_user.id)
+    except NotFound:
+        abort(404)
+    except Forbidden:
+        abort(403)
+
+
+@bp.get("")
+def dashboard():
+    moment = now()
+    rows = [(event, queue.availability(event, now=moment)) for event in events.events_of(current_user.id)]
+    return render_template("seller/dashboard.html", rows=rows, now=moment)
+
+
+def _details(form: EventForm) -> EventDetails:
+    return EventDetails(
+        name=form.name.data or "",
+        description=form.description.data or "",
+        location=form.location.data or "",
+        starts_at=form.starts_at,
+        price_pence=form.price_pence,
+        total_tickets=form.capacity,
+    )
+
+
+@bp.route("/events/new", methods=["GET", "POST"])
+def new_event():
+    form = EventForm()
+    if form.is_submitted() and form.validate_event(now=now()):
+        try:
+            event = events.create_event(
+                organizer_id=current_user.id, details=_details(form),
+                image=form.image_bytes(), now=now(),
+            )
+        except ServiceError as error:
+            attach_error(form, error)
+        else:
+            flash(f"“{event.name}” is published.", "success")
+            return redirect(url_for("events.show", event_id=event.id), code=303)
+    status = 422 if form.is_submitted() else 200
+    return render_template("seller/event_form.html", form=form, event=None), status
+
+
+@bp.route("/events/<int:event_id>/edit", methods=["GET", "POST"])
+def edit_event(event_id: int):
+    event = _owned_event_or_abort(event_id)
+    form = EventForm()
+    if not form.is_submitted():
+        form.name.data = event.name
+        form.description.data = event.description
+        form.location.data = event.location
+        form.event_date.data = event.starts_at.strftime(EVENT_DATE_FORMAT)
+        form.price.data = f"{event.price_pence / 100:.2f}"
+        form.total_tickets.data = str(event.total_tickets)
+    elif form.validate_event(now=now()):
+        try:
+            event = events.update_event(
+                event_id=event.id, organizer_id=current_user.id, details=_details(form),
+                image=form.image_bytes(), now=now(),
+            )
+        except ServiceError as error:
+            attach_error(form, error)
+        else:
+            flash("Your changes are saved.", "success")
+            return redirect(url_for("events.show", event_id=event.id), code=303)
+    status = 422 if form.is_submitted() else 200
+    return render_template("seller/event_form.html", form=form, event=event), status

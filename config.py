@@ -1,0 +1,104 @@
+"""Configuration, read once from the environment with the embedded defaults.
+
+Every setting the outside contract names (``../shared/CONTRACT.md``) is read here and nowhere
+else. The embedded defaults need nothing but this checkout: SQLite files and a generated
+secret key under ``instance/``, rate limits in memory, the local payment page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
+_QUEUE_JOIN_LIMIT_RE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?\w+\s*$")
+
+
+def instance_path(environ=os.environ) -> Path:
+    """Where the SQLite files, uploads, mail and the generated secret key live."""
+    return Path(environ.get("INSTANCE_PATH") or PROJECT_DIR / "instance").resolve()
+
+
+def secret_key(folder: Path, environ=os.environ) -> str:
+    """``SECRET_KEY`` from the environment, else one generated once and kept in ``folder``."""
+    if environ.get("SECRET_KEY"):
+        return environ["SECRET_KEY"]
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "secret_key"
+    try:
+        # O_EXCL: two processes starting at once agree on one key.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        key = secrets.token_hex(32)
+        fh.write(key)
+    return key
+
+
+def _int(environ, name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(environ, name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
+
+
+def load_config(environ=os.environ) -> dict:
+    """Build the Flask config mapping from ``environ``."""
+    folder = instance_path(environ)
+    folder.mkdir(parents=True, exist_ok=True)
+    redis_url = environ.get("REDIS_URL") or None
+    stripe_key = environ.get("STRIPE_SECRET_KEY") or None
+    payments = environ.get("PAYMENTS") or ("stripe" if stripe_key else "local")
+    if payments not in ("stripe", "local"):
+        raise RuntimeError(f"PAYMENTS must be 'stripe' or 'local', got {payments!r}")
+    join_limit = environ.get("QUEUE_JOIN_LIMIT") or "3 per 30 minutes"
+    if not _QUEUE_JOIN_LIMIT_RE.match(join_limit):
+        raise RuntimeError(f"QUEUE_JOIN_LIMIT must look like '3 per 30 minutes', got {join_limit!r}")
+    return {
+        "INSTANCE_PATH": str(folder),
+        "SECRET_KEY": secret_key(folder, environ),
+        "SQLALCHEMY_DATABASE_URI": environ.get("DATABASE_URL")
+        or f"sqlite:///{folder / 'tickethub.sqlite3'}",
+        "REDIS_URL": redis_url,
+        "HUEY_SQLITE_PATH": str(folder / "huey.sqlite3"),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_ENABLED": True,
+        "PAYMENTS": payments,
+        "STRIPE_SECRET_KEY": stripe_key,
+        "STRIPE_WEBHOOK_SECRET": environ.get("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": environ.get("STRIPE_API_BASE") or None,
+        "PLATFORM_FEE_PERCENT": _float(environ, "PLATFORM_FEE_PERCENT", 1.0),
+        "TICKET_OFFER_SECONDS": _int(environ, "TICKET_OFFER_SECONDS", 1800),
+        "QUEUE_JOIN_LIMIT": join_limit,
+        # Login attempts: per client address and per account, so neither a single
+        # attacker nor a botnet aimed at one account gets unlimited guesses.
+        "LOGIN_LIMIT_PER_IP": environ.get("LOGIN_LIMIT_PER_IP") or "20 per 5 minutes",
+        "LOGIN_LIMIT_PER_EMAIL": environ.get("LOGIN_LIMIT_PER_EMAIL") or "5 per 5 minutes",
+        "UPLOAD_FOLDER": str(folder / "uploads"),
+        "MAX_IMAGE_BYTES": 5 * 1024 * 1024,
+        # The whole request may carry the image plus the other fields.
+        "MAX_CONTENT_LENGTH": 5 * 1024 * 1024 + 256 * 1024,
+        "EVENTS_PER_PAGE": 12,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+    }

@@ -1,0 +1,245 @@
+"""SQLAlchemy models and the constraints the database itself enforces. Nothing else.
+
+Rules the queue relies on are enforced here, not only in code:
+
+* one active (waiting or offered) waiting-list entry per user per event
+  (partial unique index ``uq_entry_active_user``);
+* one live (valid or used) ticket per user per event (``uq_ticket_live_user``);
+* ``sold_count + offered_count <= total_tickets`` on the event row, so even a bug in the
+  queue service cannot commit an oversold event.
+
+Money is integer pence. Times are stored as naive UTC and read back as aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC ``datetime`` in Python, a naive UTC timestamp in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def _partial(where: str) -> dict:
+    """Dialect options for a partial index, on both SQLite and PostgreSQL."""
+    return {"sqlite_where": text(where), "postgresql_where": text(where)}
+
+
+class EntryStatus:
+    WAITING = "waiting"
+    OFFERED = "offered"
+    PURCHASED = "purchased"
+    EXPIRED = "expired"
+    ALL = (WAITING, OFFERED, PURCHASED, EXPIRED)
+    ACTIVE = (WAITING, OFFERED)
+
+
+class EndReason:
+    """Why an entry stopped being active; shown to the buyer and kept for the audit."""
+
+    PURCHASED = "purchased"
+    OFFER_EXPIRED = "offer_expired"
+    DECLINED = "declined"  # released an offer
+    LEFT = "left"  # left the queue while waiting
+    EVENT_CANCELLED = "event_cancelled"
+    ALL = (PURCHASED, OFFER_EXPIRED, DECLINED, LEFT, EVENT_CANCELLED)
+
+
+class TicketStatus:
+    VALID = "valid"
+    USED = "used"
+    REFUNDED = "refunded"
+    CANCELLED = "cancelled"
+    ALL = (VALID, USED, REFUNDED, CANCELLED)
+    LIVE = (VALID, USED)
+
+
+def _in(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Stored lower-cased, so uniqueness ignores case on every database.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    stripe_connect_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    events: Mapped[list[Event]] = relationship(back_populates="organizer")
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email}>"
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("price_pence >= 0", name="price_not_negative"),
+        CheckConstraint("total_tickets BETWEEN 1 AND 100000", name="capacity_range"),
+        CheckConstraint(
+            "sold_count >= 0 AND offered_count >= 0 AND waiting_count >= 0",
+            name="counts_not_negative",
+        ),
+        CheckConstraint("sold_count + offered_count <= total_tickets", name="never_oversold"),
+        Index("ix_events_starts_at", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organizer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    price_pence: Mapped[int] = mapped_column(Integer)
+    total_tickets: Mapped[int] = mapped_column(Integer)
+    image_filename: Mapped[str | None] = mapped_column(String(64))
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # Queue bookkeeping. Written only by services/queue.py, under the event's lock, in the
+    # same transaction as the entry or ticket that changes them; reading them is what keeps
+    # availability and status polling O(1) however long the queue is.
+    sold_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    offered_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    waiting_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    queue_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    organizer: Mapped[User] = relationship(back_populates="events")
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancelled_at is not None
+
+    def is_past(self, now: datetime | None = None) -> bool:
+        return self.starts_at <= (now or utcnow())
+
+    def __repr__(self) -> str:
+        return f"<Event {self.id} {self.name!r}>"
+
+
+class WaitingListEntry(db.Model):
+    __tablename__ = "waiting_list_entries"
+    __table_args__ = (
+        CheckConstraint(_in("status", EntryStatus.ALL), name="status_known"),
+        CheckConstraint(
+            f"end_reason IS NULL OR {_in('end_reason', EndReason.ALL)}", name="end_reason_known"
+        ),
+        CheckConstraint(
+            "status <> 'offered' OR offer_expires_at IS NOT NULL", name="offer_has_expiry"
+        ),
+        # seq is the event's join order: FIFO and positions are defined by it.
+        UniqueConstraint("event_id", "seq", name="uq_entry_event_seq"),
+        Index(
+            "uq_entry_active_user",
+            "event_id",
+            "user_id",
+            unique=True,
+            **_partial(_in("status", EntryStatus.ACTIVE)),
+        ),
+        # Position: count of active entries ahead, a range scan of this index.
+        Index("ix_entry_active_seq", "event_id", "seq", **_partial(_in("status", EntryStatus.ACTIVE))),
+        # Offer next: the oldest waiters of an event.
+        Index("ix_entry_waiting_seq", "event_id", "seq", **_partial("status = 'waiting'")),
+        # Expiry sweeps and lazy expiry: offers by deadline.
+        Index(
+            "ix_entry_offer_expiry", "event_id", "offer_expires_at", **_partial("status = 'offered'")
+        ),
+        Index("ix_entry_user_event", "user_id", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(20))
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+
+    event: Mapped[Event] = relationship()
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.id} event={self.event_id} user={self.user_id} {self.status}>"
+
+
+class Ticket(db.Model):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(_in("status", TicketStatus.ALL), name="status_known"),
+        CheckConstraint("amount_pence >= 0", name="amount_not_negative"),
+        Index(
+            "uq_ticket_live_user",
+            "event_id",
+            "user_id",
+            unique=True,
+            **_partial(_in("status", TicketStatus.LIVE)),
+        ),
+        Index("ix_tickets_event_status", "event_id", "status"),
+        Index("ix_tickets_user", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("waiting_list_entries.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=TicketStatus.VALID)
+    purchased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    amount_pence: Mapped[int] = mapped_column(Integer)
+    # The payment's own reference (Stripe payment intent, or the local page's): a second
+    # fulfilment of the same payment finds this row instead of making another ticket.
+    payment_reference: Mapped[str | None] = mapped_column(String(255), unique=True)
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    event: Mapped[Event] = relationship()
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Ticket {self.id} event={self.event_id} user={self.user_id} {self.status}>"

@@ -1,0 +1,182 @@
+"""Events: organizers create and edit them; everybody browses them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import or_, select
+
+from extensions import db
+from models import Event
+from services import Forbidden, NotFound, ServiceError, images, queue
+
+MAX_NAME = 120
+MAX_LOCATION = 200
+MAX_DESCRIPTION = 5000
+MAX_CAPACITY = 100_000
+MAX_PRICE_PENCE = 1_000_000  # £10,000
+
+
+class EventError(ServiceError):
+    pass
+
+
+@dataclass(frozen=True)
+class EventDetails:
+    """What an organizer types into the event form, parsed."""
+
+    name: str
+    description: str
+    location: str
+    starts_at: datetime
+    price_pence: int
+    total_tickets: int
+
+
+def detail_problems(*, name: str, description: str, location: str, starts_at: datetime | None,
+                    price_pence: int | None, total_tickets: int | None,
+                    now: datetime) -> dict[str, str]:
+    """Every rule an event's details break, as {form field: message}; ``None`` skips a check.
+
+    Returning them all lets the form show every problem at once.
+    """
+    problems: dict[str, str] = {}
+    name, location, description = name.strip(), location.strip(), description.strip()
+    if not name:
+        problems["name"] = "Give the event a name."
+    elif len(name) > MAX_NAME:
+        problems["name"] = f"Names can be at most {MAX_NAME} characters."
+    if not location:
+        problems["location"] = "Say where the event takes place."
+    elif len(location) > MAX_LOCATION:
+        problems["location"] = f"Locations can be at most {MAX_LOCATION} characters."
+    if len(description) > MAX_DESCRIPTION:
+        problems["description"] = f"Descriptions can be at most {MAX_DESCRIPTION} characters."
+    if starts_at is not None and starts_at <= now:
+        problems["event_date"] = "The event date must be in the future."
+    if price_pence is not None and price_pence < 0:
+        problems["price"] = "The price can't be negative."
+    elif price_pence is not None and price_pence > MAX_PRICE_PENCE:
+        problems["price"] = "The price can be at most £10,000.00."
+    if total_tickets is not None and not 1 <= total_tickets <= MAX_CAPACITY:
+        problems["total_tickets"] = f"Capacity must be between 1 and {MAX_CAPACITY:,} tickets."
+    return problems
+
+
+def _check(details: EventDetails, *, now: datetime) -> EventDetails:
+    problems = detail_problems(**details.__dict__, now=now)
+    if problems:
+        field, message = next(iter(problems.items()))
+        raise EventError(message, field=field)
+    return EventDetails(details.name.strip(), details.description.strip(),
+                        details.location.strip(), details.starts_at,
+                        details.price_pence, details.total_tickets)
+
+
+def _store_image(image: bytes | None) -> str | None:
+    if image is None:
+        return None
+    return images.store_event_image(
+        image, folder=_upload_folder(), max_bytes=current_app.config["MAX_IMAGE_BYTES"]
+    )
+
+
+def _upload_folder() -> Path:
+    return Path(current_app.config["UPLOAD_FOLDER"])
+
+
+def create_event(*, organizer_id: int, details: EventDetails, image: bytes | None = None,
+                 now: datetime) -> Event:
+    """Publish a new event. Raises EventError (or ImageError) and stores nothing on bad input."""
+    details = _check(details, now=now)
+    image_name = _store_image(image)
+    event = Event(organizer_id=organizer_id, image_filename=image_name, **details.__dict__)
+    db.session.add(event)
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        images.delete_event_image(image_name, folder=_upload_folder())
+        raise
+    return event
+
+
+def update_event(*, event_id: int, organizer_id: int, details: EventDetails,
+                 image: bytes | None = None, now: datetime) -> Event:
+    """Change an event its organizer owns.
+
+    Capacity may not drop below the tickets sold plus the offers currently held; raising it
+    offers the new tickets to the people waiting, in the same transaction.
+    """
+    details = _check(details, now=now)
+    get_owned_event(event_id=event_id, user_id=organizer_id)
+    image_name = _store_image(image)
+    try:
+        with queue.transition(event_id, now=now) as event:
+            if event.is_cancelled:
+                raise EventError("This event was cancelled and can't be edited.")
+            held = event.sold_count + event.offered_count
+            if details.total_tickets < held:
+                raise EventError(
+                    f"Capacity can't be below {held}: {event.sold_count} sold and "
+                    f"{event.offered_count} held in offers right now.",
+                    field="total_tickets",
+                )
+            old_image = event.image_filename
+            for key, value in details.__dict__.items():
+                setattr(event, key, value)
+            if image_name:
+                event.image_filename = image_name
+            event.queue_version += 1  # the status fragment shows price and capacity
+            queue.offer_next(event, now=now)
+    except Exception:
+        images.delete_event_image(image_name, folder=_upload_folder())
+        raise
+    if image_name:
+        images.delete_event_image(old_image, folder=_upload_folder())
+    return event
+
+
+def get_event(event_id: int) -> Event:
+    event = db.session.get(Event, event_id)
+    if event is None:
+        raise NotFound("We couldn't find that event.")
+    return event
+
+
+def get_owned_event(*, event_id: int, user_id: int) -> Event:
+    """The event, if ``user_id`` organizes it: NotFound if none, Forbidden if another's."""
+    event = get_event(event_id)
+    if event.organizer_id != user_id:
+        raise Forbidden("Only the event's organizer can do that.")
+    return event
+
+
+def _like(q: str) -> str:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_upcoming(*, q: str = "", page: int = 1, per_page: int = 12, now: datetime):
+    """Upcoming, not-cancelled events, soonest first, optionally matching ``q``."""
+    query = select(Event).where(Event.starts_at > now, Event.cancelled_at.is_(None))
+    q = q.strip()[:100]
+    if q:
+        pattern = _like(q)
+        query = query.where(or_(
+            Event.name.ilike(pattern, escape="\\"),
+            Event.description.ilike(pattern, escape="\\"),
+            Event.location.ilike(pattern, escape="\\"),
+        ))
+    query = query.order_by(Event.starts_at, Event.id)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False, count=True)
+
+
+def events_of(organizer_id: int) -> list[Event]:
+    """An organizer's events, the next ones first and past ones last."""
+    return list(db.session.scalars(
+        select(Event).where(Event.organizer_id == organizer_id).order_by(Event.starts_at.desc())
+    ))

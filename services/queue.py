@@ -1,0 +1,493 @@
+"""The waiting-list state machine: join, offer_next, release, expire, purchase, close.
+
+Every status change of a waiting-list entry goes through a function here; nothing else
+writes ``WaitingListEntry.status`` or the event's queue counters.
+
+Locking
+-------
+Each transition runs inside ``with transition(event_id, now=now)``, which takes the event's
+lock first and holds it until its single commit, so all transitions of one event are serialized across every process:
+
+* PostgreSQL: ``SELECT … FROM events WHERE id = … FOR UPDATE`` locks the event row. Under
+  READ COMMITTED every later statement of the transaction sees everything committed before
+  the lock was granted. ``lock_timeout`` (set on connect) turns a long wait into ``Busy``.
+* SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before the first read, so
+  no other writer can interleave between our reads and writes (a deferred transaction
+  could read, then fail to upgrade with SQLITE_BUSY). WAL mode keeps readers running
+  beside the writer; the busy timeout (set on connect) makes writers queue, then ``Busy``.
+
+Other events' transitions do not wait on PostgreSQL. Reads (availability, position) take
+no lock: they read the counters kept on the event row and one index range.
+
+Invariant (also a CHECK constraint on ``events``):
+``sold_count + offered_count <= total_tickets`` where ``offered_count`` counts offers with
+status offered. Offers past their deadline are expired (``_expire_due``) under the lock at
+the start of every transition, so no write ever acts on a stale offer; reads subtract the
+stale ones (``availability``) so they are treated as expired at once.
+
+Every function takes ``now``, so tests can move the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from extensions import db
+from models import EndReason, EntryStatus, Event, Ticket, TicketStatus, WaitingListEntry
+from services import Busy, Forbidden, NotFound, ServiceError
+
+log = logging.getLogger(__name__)
+
+
+class QueueError(ServiceError):
+    """A queue action was refused; nothing changed."""
+
+    status_code = 409
+
+
+class OfferNotLive(QueueError):
+    """The offer a payment was for has ended (expired, released, or the event was cancelled)."""
+
+
+# --------------------------------------------------------------------------- locking
+
+
+def _is_lock_timeout(error: OperationalError) -> bool:
+    text = str(error.orig).lower() if error.orig is not None else str(error).lower()
+    return "locked" in text or "lock timeout" in text or "lock_timeout" in text
+
+
+def _lock(event_id: int) -> Event:
+    """Lock the event row for the rest of this transaction (see the module docstring)."""
+    try:
+        connection = db.session.connection()
+        if connection.dialect.name == "sqlite":
+            dbapi = connection.connection.dbapi_connection
+            if not dbapi.in_transaction:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+        event = db.session.execute(
+            select(Event)
+            .where(Event.id == event_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+    except OperationalError as error:
+        db.session.rollback()
+        if _is_lock_timeout(error):
+            raise Busy() from error
+        raise
+    if event is None:
+        db.session.rollback()
+        raise NotFound("We couldn't find that event.")
+    return event
+
+
+class transition:
+    """One locked unit of work on an event, as ``with transition(event_id, now=now) as event``.
+
+    Entering locks the event and expires its overdue offers (so no write ever acts on a stale
+    offer); leaving commits once, or rolls back on any exception, then schedules the expiry
+    of the offers the transaction made. It must open the unit of work: the lock is what
+    makes every read after it current. ``expired`` lists the offers expired on entry.
+    """
+
+    def __init__(self, event_id: int, *, now: datetime):
+        if db.session().in_transaction():
+            db.session.rollback()  # end any earlier read, so the lock comes first
+        self.event_id = event_id
+        self.now = now
+        self.event: Event | None = None
+        self.expired: list[WaitingListEntry] = []
+
+    def __enter__(self) -> Event:
+        self.event = _lock(self.event_id)
+        _pending_offers(self.event).clear()
+        self.expired = _expire_due(self.event, now=self.now)
+        return self.event
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            db.session.rollback()
+            return False
+        offers = list(_pending_offers(self.event))
+        try:
+            db.session.commit()
+        except OperationalError as error:
+            db.session.rollback()
+            if _is_lock_timeout(error):
+                raise Busy() from error
+            raise
+        _after_commit(offers)
+        return False
+
+
+def _pending_offers(event: Event) -> list[tuple[int, datetime]]:
+    return db.session.info.setdefault(("offers", event.id), [])
+
+
+def _after_commit(offers: list[tuple[int, datetime]]) -> None:
+    """Schedule each new offer's expiry at its deadline (the seed's ``runAfter``)."""
+    if not offers:
+        return
+    import tasks  # tasks imports services; import here to keep the layers one-way
+
+    for entry_id, expires_at in offers:
+        try:
+            tasks.expire_offer_at_deadline.schedule(args=(entry_id,), eta=expires_at)
+        except Exception:  # the minute sweep is the safety net when the queue is down
+            log.exception("could not schedule expiry of entry %s", entry_id)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+@dataclass(frozen=True)
+class Availability:
+    total: int
+    sold: int
+    reserved: int  # live offers
+    remaining: int
+
+    @property
+    def sold_out(self) -> bool:
+        return self.remaining == 0
+
+
+def _stale_offer_count(event_id: int, now: datetime) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(WaitingListEntry)
+        .where(
+            WaitingListEntry.event_id == event_id,
+            WaitingListEntry.status == EntryStatus.OFFERED,
+            WaitingListEntry.offer_expires_at <= now,
+        )
+    )
+
+
+def availability(event: Event, *, now: datetime) -> Availability:
+    """Capacity − sold − live offers, from the event's counters: O(1) in the queue length.
+
+    Offers past their deadline that no worker has expired yet are not counted as live.
+    """
+    stale = _stale_offer_count(event.id, now) if event.offered_count else 0
+    live_offers = event.offered_count - stale
+    remaining = max(0, event.total_tickets - event.sold_count - live_offers)
+    if event.is_cancelled:
+        remaining = 0
+    return Availability(event.total_tickets, event.sold_count, live_offers, remaining)
+
+
+def has_stale_offers(event: Event, *, now: datetime) -> bool:
+    return bool(event.offered_count) and _stale_offer_count(event.id, now) > 0
+
+
+def offer_seconds() -> int:
+    return int(current_app.config["TICKET_OFFER_SECONDS"])
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What one user sees of their place in one event's queue."""
+
+    status: str  # none | waiting | offered | purchased | expired
+    entry: WaitingListEntry | None = None
+    position: int | None = None
+    offer_expires_at: datetime | None = None
+    end_reason: str | None = None
+    ticket: Ticket | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def people_ahead(self) -> int | None:
+        return None if self.position is None else self.position - 1
+
+
+def latest_entry(*, event_id: int, user_id: int) -> WaitingListEntry | None:
+    return db.session.scalar(
+        select(WaitingListEntry)
+        .where(WaitingListEntry.event_id == event_id, WaitingListEntry.user_id == user_id)
+        .order_by(WaitingListEntry.seq.desc())
+        .limit(1)
+    )
+
+
+def live_ticket(*, event_id: int, user_id: int) -> Ticket | None:
+    return db.session.scalar(
+        select(Ticket).where(
+            Ticket.event_id == event_id,
+            Ticket.user_id == user_id,
+            Ticket.status.in_(TicketStatus.LIVE),
+        )
+    )
+
+
+def position(entry: WaitingListEntry) -> int:
+    """1 + active entries of the event that joined before this one (an index range count)."""
+    ahead = db.session.scalar(
+        select(func.count())
+        .select_from(WaitingListEntry)
+        .where(
+            WaitingListEntry.event_id == entry.event_id,
+            WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+            WaitingListEntry.seq < entry.seq,
+        )
+    )
+    return ahead + 1
+
+
+def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
+    """The user's status for the event, treating an offer past its deadline as expired."""
+    ticket = live_ticket(event_id=event_id, user_id=user_id)
+    if ticket is not None:
+        return QueueStatus("purchased", ticket=ticket)
+    entry = latest_entry(event_id=event_id, user_id=user_id)
+    if entry is None:
+        return QueueStatus("none")
+    if entry.status == EntryStatus.WAITING:
+        return QueueStatus("waiting", entry=entry, position=position(entry))
+    if entry.status == EntryStatus.OFFERED:
+        if entry.offer_expires_at > now:
+            return QueueStatus(
+                "offered", entry=entry, position=position(entry),
+                offer_expires_at=entry.offer_expires_at,
+            )
+        return QueueStatus("expired", entry=entry, end_reason=EndReason.OFFER_EXPIRED)
+    if entry.status == EntryStatus.PURCHASED:
+        # The ticket was refunded or cancelled since: the user may queue again.
+        return QueueStatus("expired", entry=entry, end_reason=entry.end_reason)
+    return QueueStatus("expired", entry=entry, end_reason=entry.end_reason)
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+def _expire_due(event: Event, *, now: datetime) -> list[WaitingListEntry]:
+    """Mark this event's offers past their deadline expired (caller holds the lock)."""
+    if not event.offered_count:
+        return []
+    due = list(db.session.scalars(
+        select(WaitingListEntry).where(
+            WaitingListEntry.event_id == event.id,
+            WaitingListEntry.status == EntryStatus.OFFERED,
+            WaitingListEntry.offer_expires_at <= now,
+        )
+    ))
+    for entry in due:
+        _end(event, entry, EndReason.OFFER_EXPIRED, now=now)
+    return due
+
+
+def _end(event: Event, entry: WaitingListEntry, reason: str, *, now: datetime) -> None:
+    if entry.status == EntryStatus.OFFERED:
+        event.offered_count -= 1
+    elif entry.status == EntryStatus.WAITING:
+        event.waiting_count -= 1
+    entry.status = EntryStatus.PURCHASED if reason == EndReason.PURCHASED else EntryStatus.EXPIRED
+    entry.end_reason = reason
+    entry.ended_at = now
+    event.queue_version += 1
+
+
+def _free_tickets(event: Event) -> int:
+    return event.total_tickets - event.sold_count - event.offered_count
+
+
+def offer_next(event: Event, *, now: datetime) -> list[WaitingListEntry]:
+    """Offer every free ticket to the oldest waiters (caller holds the lock)."""
+    free = _free_tickets(event)
+    if free <= 0 or event.waiting_count == 0 or event.is_cancelled or event.is_past(now):
+        return []
+    waiters = list(db.session.scalars(
+        select(WaitingListEntry)
+        .where(WaitingListEntry.event_id == event.id, WaitingListEntry.status == EntryStatus.WAITING)
+        .order_by(WaitingListEntry.seq)
+        .limit(free)
+    ))
+    expires_at = now + timedelta(seconds=offer_seconds())
+    for entry in waiters:
+        entry.status = EntryStatus.OFFERED
+        entry.offered_at = now
+        entry.offer_expires_at = expires_at
+        event.waiting_count -= 1
+        event.offered_count += 1
+        _pending_offers(event).append((entry.id, expires_at))
+    if waiters:
+        event.queue_version += 1
+    return waiters
+
+
+def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
+    """Join the event's waiting list: offered at once if a ticket is free and nobody waits."""
+    with transition(event_id, now=now) as event:
+        if event.is_cancelled:
+            raise QueueError("This event was cancelled.")
+        if event.is_past(now):
+            raise QueueError("This event has already taken place.")
+        if event.organizer_id == user_id:
+            raise QueueError("You organize this event, so you can't buy a ticket for it.")
+        if live_ticket(event_id=event.id, user_id=user_id) is not None:
+            raise QueueError("You already have a ticket for this event.")
+        active = db.session.scalar(
+            select(WaitingListEntry).where(
+                WaitingListEntry.event_id == event.id,
+                WaitingListEntry.user_id == user_id,
+                WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+            )
+        )
+        if active is not None:
+            raise QueueError("You're already in the waiting list for this event.")
+        offer_next(event, now=now)  # earlier waiters first, should tickets have freed
+        event.last_seq += 1
+        entry = WaitingListEntry(event_id=event.id, user_id=user_id, seq=event.last_seq, joined_at=now)
+        if _free_tickets(event) > 0 and event.waiting_count == 0:
+            entry.status = EntryStatus.OFFERED
+            entry.offered_at = now
+            entry.offer_expires_at = now + timedelta(seconds=offer_seconds())
+            event.offered_count += 1
+        else:
+            entry.status = EntryStatus.WAITING
+            event.waiting_count += 1
+        event.queue_version += 1
+        db.session.add(entry)
+        try:
+            db.session.flush()
+        except IntegrityError as error:  # the database's own guard; the lock should prevent it
+            raise QueueError("You're already in the waiting list for this event.") from error
+        if entry.status == EntryStatus.OFFERED:
+            _pending_offers(event).append((entry.id, entry.offer_expires_at))
+    return entry
+
+
+def release(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
+    """Decline an offer or leave the queue; a freed ticket goes to the next waiter."""
+    with transition(event_id, now=now) as event:
+        entry = db.session.scalar(
+            select(WaitingListEntry).where(
+                WaitingListEntry.event_id == event.id,
+                WaitingListEntry.user_id == user_id,
+                WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+            )
+        )
+        if entry is None:
+            raise QueueError("You're not in the waiting list for this event (any more).")
+        reason = EndReason.DECLINED if entry.status == EntryStatus.OFFERED else EndReason.LEFT
+        _end(event, entry, reason, now=now)
+        offer_next(event, now=now)
+    return entry
+
+
+def expire_offer(*, entry_id: int, now: datetime) -> bool:
+    """Expire one offer if its deadline has passed (the task scheduled at the deadline).
+
+    Returns whether this call expired it. Decides from the stored deadline, not from when
+    the task runs, so an early or repeated run changes nothing.
+    """
+    event_id = db.session.scalar(
+        select(WaitingListEntry.event_id).where(WaitingListEntry.id == entry_id)
+    )
+    if event_id is None:
+        return False
+    unit = transition(event_id, now=now)
+    with unit as event:
+        offer_next(event, now=now)
+    return any(entry.id == entry_id for entry in unit.expired)
+
+
+def expire_offers(*, now: datetime) -> int:
+    """Sweep every event for offers past their deadline (the minute cron); returns how many."""
+    event_ids = list(db.session.scalars(
+        select(WaitingListEntry.event_id)
+        .where(
+            WaitingListEntry.status == EntryStatus.OFFERED,
+            WaitingListEntry.offer_expires_at <= now,
+        )
+        .distinct()
+    ))
+    expired = 0
+    for event_id in event_ids:
+        try:
+            expired += _expire_event_offers(event_id, now=now)
+        except Busy:
+            log.warning("event %s busy during the expiry sweep; next sweep retries", event_id)
+    return expired
+
+
+def _expire_event_offers(event_id: int, *, now: datetime) -> int:
+    unit = transition(event_id, now=now)
+    with unit as event:
+        offer_next(event, now=now)
+    return len(unit.expired)
+
+
+def refresh_event(*, event_id: int, now: datetime) -> None:
+    """Expire overdue offers of one event and pass the tickets on (reads call this lazily)."""
+    with transition(event_id, now=now) as event:
+        offer_next(event, now=now)
+
+
+def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
+                      amount_pence: int, now: datetime) -> Ticket:
+    """Turn a live offer into a ticket, exactly once per payment reference.
+
+    Refused (OfferNotLive) when the offer is no longer live; Forbidden when the entry is
+    someone else's. A second call with the same ``payment_reference`` returns the ticket
+    the first one made and changes nothing.
+    """
+    existing = _ticket_for_payment(payment_reference)
+    if existing is not None:
+        return existing
+    entry = db.session.get(WaitingListEntry, entry_id)
+    if entry is None:
+        raise NotFound("We couldn't find that offer.")
+    event_id = entry.event_id
+    try:
+        with transition(event_id, now=now) as event:
+            existing = _ticket_for_payment(payment_reference)
+            if existing is not None:
+                return existing
+            entry = db.session.get(WaitingListEntry, entry_id, populate_existing=True)
+            if entry.user_id != user_id:
+                raise Forbidden("That offer belongs to someone else.")
+            if entry.status != EntryStatus.OFFERED:
+                raise OfferNotLive("Your offer ended before payment completed.")
+            ticket = Ticket(
+                event_id=event.id, user_id=user_id, entry_id=entry.id,
+                status=TicketStatus.VALID, purchased_at=now, amount_pence=amount_pence,
+                payment_reference=payment_reference,
+            )
+            db.session.add(ticket)
+            _end(event, entry, EndReason.PURCHASED, now=now)
+            event.sold_count += 1
+            db.session.flush()
+            offer_next(event, now=now)
+    except IntegrityError:
+        db.session.rollback()
+        existing = _ticket_for_payment(payment_reference)
+        if existing is None:
+            raise
+        return existing
+    return ticket
+
+
+def _ticket_for_payment(payment_reference: str) -> Ticket | None:
+    return db.session.scalar(select(Ticket).where(Ticket.payment_reference == payment_reference))
+
+
+def close_queue(event: Event, *, now: datetime) -> int:
+    """End every waiting and offered entry of a cancelled event (caller holds the lock)."""
+    active = list(db.session.scalars(
+        select(WaitingListEntry).where(
+            WaitingListEntry.event_id == event.id,
+            WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+        )
+    ))
+    for entry in active:
+        _end(event, entry, EndReason.EVENT_CANCELLED, now=now)
+    return len(active)
