@@ -36,17 +36,29 @@ def _event_or_404(event_id: int):
         abort(404)
 
 
-def status_context(event, *, error: str | None = None) -> dict:
-    """Everything the status widget shows: availability and this user's place in line."""
-    moment = now()
+def _refreshed(event, moment):
+    """The event, after passing on any offer that ran out before a worker could expire it.
+
+    Rare (the deadline task normally gets there first), and done once: the readers after
+    this one find nothing stale.
+    """
     if queue.has_stale_offers(event, now=moment):
-        # An offer ran out and no worker has passed it on yet: do it now, so this read
-        # (and everyone's after it) sees the next person offered.
         try:
             queue.refresh_event(event_id=event.id, now=moment)
         except ServiceError:
-            pass  # busy: the stale offers are still shown as expired below
+            return event  # busy: the stale offers are still shown as expired
         event = _event_or_404(event.id)
+    return event
+
+
+def _user_id():
+    return current_user.id if current_user.is_authenticated else None
+
+
+def status_context(event, *, error: str | None = None, moment=None) -> dict:
+    """Everything the status widget shows: availability and this user's place in line."""
+    moment = moment or now()
+    event = _refreshed(event, moment)
     status = None
     if current_user.is_authenticated:
         status = queue.queue_status(event_id=event.id, user_id=current_user.id, now=moment)
@@ -73,8 +85,18 @@ def show(event_id: int):
 
 @bp.get("/events/<int:event_id>/status")
 def status(event_id: int):
-    event = _event_or_404(event_id)
-    return _vary(make_response(render_template("events/_status.html", **status_context(event))))
+    """The widget HTMX polls. Unchanged since the last poll: 304, nothing rendered."""
+    moment = now()
+    event = _refreshed(_event_or_404(event_id), moment)
+    etag = queue.status_fingerprint(event, user_id=_user_id(), now=moment)
+    if etag in request.if_none_match:
+        response = make_response("", 304)
+    else:
+        html = render_template("events/_status.html", **status_context(event, moment=moment))
+        response = make_response(html)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "private, no-cache"
+    return _vary(response)
 
 
 def _after_action(event_id: int, *, error: ServiceError | None = None, message: str | None = None,
@@ -134,7 +156,7 @@ def release(event_id: int):
 @bp.errorhandler(429)
 def join_rate_limited(error):
     limit = limiter.current_limit
-    seconds = max(1, (limit.reset_at - time.time())) if limit else 60
+    seconds = max(1, int(limit.reset_at - time.time())) if limit else 60
     minutes = max(1, math.ceil(seconds / 60))
     text = (f"You've joined the waiting list too many times. "
             f"Please wait {minutes} minutes before trying again.")

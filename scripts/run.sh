@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serve Ticket Hub and its Huey consumer together; Ctrl-C (or either one exiting) stops both.
-# One web process with threads: the embedded rate-limit store is in memory, so it must be
-# one process. Several processes need REDIS_URL (see the README).
+# One web process with threads by default: the embedded rate-limit store is in memory, so
+# it must be one process. WEB_CONCURRENCY > 1 needs REDIS_URL (the app refuses otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -18,7 +18,7 @@ trap stop INT TERM EXIT
 
 "$BIN/huey_consumer" tasks.huey --workers 2 --worker-type thread --delay 0.1 --max-delay 1 &
 pids+=($!)
-"$BIN/gunicorn" --workers 1 --threads 8 --bind "$HOST:$PORT" --access-logfile - "app:create_app()" &
+"$BIN/gunicorn" --workers "${WEB_CONCURRENCY:-1}" --threads 8 --bind "$HOST:$PORT" --access-logfile - "app:create_app()" &
 pids+=($!)
 echo "Ticket Hub on http://$HOST:$PORT (Ctrl-C stops the app and its task worker)"
 wait -n

@@ -180,3 +180,17 @@ def events_of(organizer_id: int) -> list[Event]:
     return list(db.session.scalars(
         select(Event).where(Event.organizer_id == organizer_id).order_by(Event.starts_at.desc())
     ))
+
+
+def cancel_event(*, event_id: int, organizer_id: int, now: datetime) -> Event:
+    """Cancel an event its organizer owns: it leaves the listings and its queue closes.
+
+    Refunding the tickets already sold is the payments service's part of cancellation.
+    """
+    get_owned_event(event_id=event_id, user_id=organizer_id)
+    with queue.transition(event_id, now=now) as event:
+        if event.is_cancelled:
+            raise EventError("This event is already cancelled.")
+        event.cancelled_at = now
+        queue.close_queue(event, now=now)
+    return event

@@ -242,6 +242,23 @@ def position(entry: WaitingListEntry) -> int:
     return ahead + 1
 
 
+def status_fingerprint(event: Event, *, user_id: int | None, now: datetime) -> str:
+    """A cheap key that changes whenever what ``queue_status``/``availability`` show changes.
+
+    Every transition bumps ``event.queue_version`` (positions, counts); the user's own entry
+    and ticket cover the rest. Overdue offers must already have been expired (the status
+    view refreshes them first), since time alone does not bump the version.
+    """
+    parts = [event.id, event.queue_version, event.updated_at.timestamp(),
+             event.cancelled_at is not None, event.is_past(now), user_id or 0]
+    if user_id is not None:
+        ticket = live_ticket(event_id=event.id, user_id=user_id)
+        entry = latest_entry(event_id=event.id, user_id=user_id)
+        parts += [ticket.id if ticket else 0, ticket.status if ticket else "",
+                  entry.id if entry else 0, entry.status if entry else ""]
+    return "-".join(str(part) for part in parts)
+
+
 def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
     """The user's status for the event, treating an offer past its deadline as expired."""
     ticket = live_ticket(event_id=event_id, user_id=user_id)

@@ -34,7 +34,7 @@ def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 
 
-def test_config(tmp_path, database_url: str | None = None, **overrides) -> dict:
+def build_test_config(tmp_path, database_url: str | None = None, **overrides) -> dict:
     config = {
         "TESTING": True,
         "INSTANCE_PATH": str(tmp_path / "instance"),
@@ -72,7 +72,7 @@ def _make_app(config: dict):
 def app(tmp_path, request):
     marker = request.node.get_closest_marker("app_config")
     overrides = marker.kwargs if marker else {}
-    app = _make_app(test_config(tmp_path, **overrides))
+    app = _make_app(build_test_config(tmp_path, **overrides))
     with app.app_context():
         yield app
         db.session.remove()
@@ -92,7 +92,7 @@ def any_db_app(request, tmp_path):
             pytest.skip("PostgreSQL not installed")
     marker = request.node.get_closest_marker("app_config")
     overrides = marker.kwargs if marker else {}
-    app = _make_app(test_config(tmp_path, database_url=url, **overrides))
+    app = _make_app(build_test_config(tmp_path, database_url=url, **overrides))
     with app.app_context():
         yield app
         db.session.remove()
@@ -114,11 +114,21 @@ def runner(app):
 # ---------------------------------------------------------------- factories
 
 
+_PASSWORD_HASHES: dict[str, str] = {}
+
+
 def make_user(name: str | None = None, email: str | None = None, password: str = PASSWORD) -> User:
+    """A saved user. Hashes each password once per session: scrypt is slow on purpose."""
+    from werkzeug.security import generate_password_hash
+
     n = next(_ids)
-    return accounts.register_user(
-        name=name or f"User {n}", email=email or f"user{n}@example.com", password=password
-    )
+    if password not in _PASSWORD_HASHES:
+        _PASSWORD_HASHES[password] = generate_password_hash(password, "scrypt")
+    user = User(name=name or f"User {n}", email=(email or f"user{n}@example.com").lower(),
+                password_hash=_PASSWORD_HASHES[password])
+    db.session.add(user)
+    db.session.commit()
+    return user
 
 
 def make_event(organizer: User | None = None, *, now: datetime | None = None, **fields) -> Event:

@@ -1,0 +1,84 @@
+"""What a person does in the browser, as small steps the browser tests share.
+
+Each step goes through the real pages and forms (labels and buttons, as a user finds them)
+and checks that it worked, so a test reads as the story it tells.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+PASSWORD = "correct horse battery"
+
+
+def unique(prefix: str = "") -> str:
+    """A short token that makes names and emails unique within one server."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Person:
+    name: str
+    email: str
+    password: str = PASSWORD
+
+
+def new_person(role: str = "user") -> Person:
+    token = unique()
+    return Person(name=f"{role.title()} {token}", email=f"{role}-{token}@example.com")
+
+
+def sign_up(page: Page, base_url: str, person: Person | None = None) -> Person:
+    """Create an account through the sign-up form; the browser is then signed in."""
+    person = person or new_person()
+    page.goto(base_url + "/signup")
+    page.get_by_label("Your name").fill(person.name)
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_label("Password").fill(person.password)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"Welcome to Ticket Hub, {person.name}")
+    return person
+
+
+def sign_in(page: Page, base_url: str, person: Person) -> None:
+    page.goto(base_url + "/login")
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_label("Password").fill(person.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"Signed in as {person.name}")
+
+
+def event_date(days_ahead: int = 30) -> str:
+    """A start time ``days_ahead`` from now, as the form's ``YYYY-MM-DDTHH:MM`` (UTC)."""
+    moment = datetime.now(timezone.utc) + timedelta(days=days_ahead)
+    return moment.replace(hour=19, minute=30).strftime("%Y-%m-%dT%H:%M")
+
+
+def fill_event_form(page: Page, *, name: str, description: str = "A night out.",
+                    location: str = "Brixton, London", starts: str | None = None,
+                    price: str = "12.50", total_tickets: int | str = 50,
+                    image: Path | None = None) -> None:
+    page.get_by_label("Event name").fill(name)
+    page.get_by_label("Description").fill(description)
+    page.get_by_label("Location").fill(location)
+    page.get_by_label("Date and time (UTC)").fill(starts or event_date())
+    page.get_by_label("Price (£)").fill(price)
+    page.get_by_label("Number of tickets").fill(str(total_tickets))
+    if image is not None:
+        page.get_by_label("Image").set_input_files(str(image))
+
+
+def create_event(page: Page, base_url: str, **fields) -> int:
+    """Publish an event through the organizer's form; return its id (the page is the event's)."""
+    page.goto(base_url + "/seller/events/new")
+    fill_event_form(page, **fields)
+    page.get_by_role("button", name="Publish event").click()
+    page.wait_for_url(re.compile(r"/events/\d+$"))
+    expect(page.locator(".flash-success")).to_contain_text("is published")
+    return int(page.url.rsplit("/", 1)[1])

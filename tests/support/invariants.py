@@ -1,0 +1,42 @@
+"""Recount an event's queue from its rows and check every invariant the product promises."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import EntryStatus, Event, Ticket, TicketStatus, WaitingListEntry
+
+
+def assert_queue_invariants(event_id: int) -> dict:
+    """sold + offers ≤ capacity, counters equal recounts, one active entry and one live
+    ticket per user, and offers only ever made in join order. Returns the recounts."""
+    db.session.rollback()  # read what is committed
+    event = db.session.get(Event, event_id)
+    entries = list(db.session.scalars(
+        select(WaitingListEntry).where(WaitingListEntry.event_id == event_id)
+        .order_by(WaitingListEntry.seq)
+    ))
+    sold = db.session.scalar(
+        select(func.count()).select_from(Ticket)
+        .where(Ticket.event_id == event_id, Ticket.status.in_(TicketStatus.LIVE))
+    )
+    offered = sum(e.status == EntryStatus.OFFERED for e in entries)
+    waiting = sum(e.status == EntryStatus.WAITING for e in entries)
+    assert sold + offered <= event.total_tickets, "oversold"
+    assert (event.sold_count, event.offered_count, event.waiting_count) == (sold, offered, waiting)
+    assert event.last_seq == (entries[-1].seq if entries else 0)
+    assert len({e.seq for e in entries}) == len(entries)
+    active_users = [e.user_id for e in entries if e.status in EntryStatus.ACTIVE]
+    assert len(active_users) == len(set(active_users)), "a user has two active entries"
+    live_owners = list(db.session.scalars(
+        select(Ticket.user_id).where(Ticket.event_id == event_id, Ticket.status.in_(TicketStatus.LIVE))
+    ))
+    assert len(live_owners) == len(set(live_owners)), "a user has two live tickets"
+    # FIFO: a waiter only ever moves to offered, so an entry still waiting means nobody
+    # who joined after it can ever have been offered a ticket.
+    first_waiting = next((e.seq for e in entries if e.status == EntryStatus.WAITING), None)
+    if first_waiting is not None:
+        skipped = [e.seq for e in entries if e.offered_at is not None and e.seq > first_waiting]
+        assert not skipped, f"entries {skipped} were offered while entry {first_waiting} waits"
+    return {"sold": sold, "offered": offered, "waiting": waiting, "entries": len(entries)}
