@@ -18,7 +18,7 @@ trap stop INT TERM EXIT
 
 "$BIN/huey_consumer" tasks.huey --workers 2 --worker-type thread --delay 0.1 --max-delay 1 &
 pids+=($!)
-"$BIN/gunicorn" --workers "${WEB_CONCURRENCY:-1}" --threads 8 --bind "$HOST:$PORT" --access-logfile - "app:create_app()" &
+"$BIN/gunicorn" --no-control-socket --workers "${WEB_CONCURRENCY:-1}" --threads 8 --bind "$HOST:$PORT" --access-logfile - "app:create_app()" &
 pids+=($!)
 echo "Ticket Hub on http://$HOST:$PORT (Ctrl-C stops the app and its task worker)"
 wait -n

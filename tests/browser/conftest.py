@@ -242,7 +242,9 @@ class LiveServer:
                 if status == 200 and (not wait_for_consumer or body.get("consumer") == "ok"):
                     return
             time.sleep(0.1)
-        raise RuntimeError(f"server not ready after {START_TIMEOUT:.0f} s (last: {last})\n{self.logs()}")
+        raise RuntimeError(
+            f"server not ready after {START_TIMEOUT:.0f} s (last: {last})\n{self.logs()}"
+        )
 
     def stop(self) -> None:
         for process in self.processes.values():

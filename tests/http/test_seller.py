@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Event
+from services.events import cancel_event
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
@@ -153,7 +154,9 @@ BAD_FIELDS = [
 
 
 @pytest.mark.parametrize("field, value, message", BAD_FIELDS)
-def test_a_bad_field_is_pointed_out_and_nothing_is_published(client, organizer, field, value, message):
+def test_a_bad_field_is_pointed_out_and_nothing_is_published(
+    client, organizer, field, value, message
+):
     response = submit(
         client, "/seller/events/new", with_image(image_bytes("PNG"), **{field: value})
     )
@@ -165,7 +168,9 @@ def test_a_bad_field_is_pointed_out_and_nothing_is_published(client, organizer, 
 
 
 def test_every_bad_field_is_pointed_out_at_once(client, organizer):
-    response = submit(client, "/seller/events/new", event_form(name="", price="abc", total_tickets="0"))
+    response = submit(
+        client, "/seller/events/new", event_form(name="", price="abc", total_tickets="0")
+    )
 
     assert response.status_code == 422
     assert all(field_error(response, field) for field in ("name", "price", "total_tickets"))
@@ -274,8 +279,7 @@ def test_a_bad_edit_is_pointed_out_and_changes_nothing(client, organizer, field,
 
 def test_a_cancelled_event_cannot_be_edited(client, organizer):
     event = make_event(organizer, name="Original")
-    event.cancelled_at = datetime.now(timezone.utc)
-    db.session.commit()
+    cancel_event(event_id=event.id, organizer_id=organizer.id, now=datetime.now(timezone.utc))
 
     response = submit(client, f"/seller/events/{event.id}/edit", event_form(name="Revived"))
 
@@ -316,7 +320,8 @@ def test_who_may_use_the_seller_pages(client, auth, method, route, role, expecte
     event = make_event(owner, name="Original")
     other = make_user(name="Other organizer")
     make_event(other, name="Other's event")
-    signed_in = {"buyer": make_user(name="Buyer"), "other organizer": other, "owner": owner}.get(role)
+    buyer = make_user(name="Buyer")
+    signed_in = {"buyer": buyer, "other organizer": other, "owner": owner}.get(role)
     if signed_in:
         auth.login(signed_in)
     url = route.format(event=event.id)

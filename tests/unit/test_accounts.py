@@ -42,7 +42,9 @@ def test_passwords_are_stored_as_scrypt_hashes_never_in_clear(app):
     assert "s3cret-password" not in user.password_hash
 
 
-@pytest.mark.parametrize("second_email", ["ada@example.com", "ADA@Example.com", " Ada@EXAMPLE.COM "])
+@pytest.mark.parametrize(
+    "second_email", ["ada@example.com", "ADA@Example.com", " Ada@EXAMPLE.COM "]
+)
 def test_an_email_can_only_be_registered_once_whatever_its_case(app, second_email):
     register(email="ada@example.com")
 

@@ -1,0 +1,198 @@
+"""``make bench``: what an on-sale rush costs, as tables with ratios against a baseline
+measured in the same run.
+
+1. Status read vs queue length: our read (event counters + one index range count) against
+   the seed's way (collect every entry and ticket of the event, filter in code).
+2. Status poll over HTTP: a full 200 render against the 304 an unchanged ETag costs.
+3. Join rush: threads joining one event at once; joins per second, and the invariant after.
+
+Runs on SQLite and on a throwaway PostgreSQL (when installed).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="tickethub-bench-"))
+
+from sqlalchemy import insert, select  # noqa: E402
+
+from app import create_app  # noqa: E402
+from extensions import db  # noqa: E402
+from models import Event, Ticket, TicketStatus, User, WaitingListEntry  # noqa: E402
+from services import queue  # noqa: E402
+from tests.support.invariants import assert_queue_invariants  # noqa: E402
+from tests.support.postgres import postgres_server  # noqa: E402
+from tests.support.workers import run_threads  # noqa: E402
+
+NOW = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+QUEUE_LENGTHS = (1_000, 10_000, 50_000)
+
+
+def make_app(url: str, folder: str):
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": url, "INSTANCE_PATH": folder, "SECRET_KEY": "bench",
+        "TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
+        "HUEY_IMMEDIATE": True,
+    })
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    return app
+
+
+def timed(fn, repeat: int) -> float:
+    """Median seconds of ``repeat`` calls."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def build_queue(length: int, capacity: int = 100) -> tuple[int, int]:
+    """An event with ``capacity`` sold and ``length`` waiting (bulk insert, counters set)."""
+    users = [{"name": f"u{i}", "email": f"u{i}-{length}@bench.example", "password_hash": "x",
+              "created_at": NOW} for i in range(length + capacity + 1)]
+    db.session.execute(insert(User), users)
+    first = db.session.scalar(select(User.id).where(User.email == f"u0-{length}@bench.example"))
+    event = Event(organizer_id=first, name="Rush", description="", location="Here",
+                  starts_at=NOW + timedelta(days=1), price_pence=1000, total_tickets=capacity,
+                  sold_count=capacity, waiting_count=length, last_seq=length)
+    db.session.add(event)
+    db.session.flush()
+    db.session.execute(insert(Ticket), [
+        {"event_id": event.id, "user_id": first + 1 + i, "status": TicketStatus.VALID,
+         "purchased_at": NOW, "amount_pence": 1000} for i in range(capacity)])
+    db.session.execute(insert(WaitingListEntry), [
+        {"event_id": event.id, "user_id": first + 1 + capacity + i, "seq": i + 1,
+         "status": "waiting", "joined_at": NOW} for i in range(length)])
+    db.session.commit()
+    last_user = first + capacity + length
+    return event.id, last_user
+
+
+def our_read(event_id: int, user_id: int):
+    event = db.session.get(Event, event_id)
+    queue.availability(event, now=NOW)
+    status = queue.queue_status(event_id=event_id, user_id=user_id, now=NOW)
+    db.session.rollback()
+    return status.position
+
+
+def seed_read(event_id: int, user_id: int):
+    """The seed's getEventAvailability + getQueuePosition: collect, then filter in code."""
+    tickets = db.session.scalars(select(Ticket).where(Ticket.event_id == event_id)).all()
+    sold = sum(t.status in TicketStatus.LIVE for t in tickets)
+    offered = db.session.scalars(select(WaitingListEntry).where(
+        WaitingListEntry.event_id == event_id, WaitingListEntry.status == "offered")).all()
+    live = sum(e.offer_expires_at > NOW for e in offered)
+    entries = db.session.scalars(
+        select(WaitingListEntry).where(WaitingListEntry.event_id == event_id)).all()
+    mine = next(e for e in entries if e.user_id == user_id and e.status != "expired")
+    ahead = sum(1 for e in entries if e.seq < mine.seq and e.status in ("waiting", "offered"))
+    db.session.rollback()
+    return sold, live, ahead + 1
+
+
+def bench_reads(name: str, url: str, folder: str, rows: list):
+    app = make_app(url, folder)
+    with app.app_context():
+        for length in QUEUE_LENGTHS:
+            event_id, last_user = build_queue(length)
+            assert our_read(event_id, last_user) == length
+            assert seed_read(event_id, last_user)[2] == length
+            ours = timed(lambda: our_read(event_id, last_user), 30)
+            seeds = timed(lambda: seed_read(event_id, last_user), 5)
+            rows.append((name, f"{length:,}", f"{ours * 1e3:.2f}", f"{seeds * 1e3:.1f}",
+                         f"{seeds / ours:.0f}x"))
+        db.session.remove()
+        db.engine.dispose()
+
+
+def bench_http(name: str, url: str, folder: str, rows: list):
+    app = make_app(url, folder)
+    with app.app_context():
+        event_id, last_user = build_queue(10_000)
+        client = app.test_client()
+        with client.session_transaction() as session:
+            session["_user_id"] = str(last_user)
+            session["_fresh"] = True
+        path = f"/events/{event_id}/status"
+        first = client.get(path)
+        assert first.status_code == 200 and b'data-position="10000"' in first.data
+        etag = first.headers["ETag"]
+        full = timed(lambda: client.get(path), 200)
+        cached = timed(lambda: client.get(path, headers={"If-None-Match": etag}), 200)
+        assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
+        rows.append((name, f"{full * 1e3:.2f}", f"{cached * 1e3:.2f}", f"{full / cached:.1f}x",
+                     f"{len(first.data):,}"))
+        db.session.remove()
+        db.engine.dispose()
+
+
+def bench_rush(name: str, url: str, folder: str, rows: list, joins: int = 2000, threads: int = 16):
+    app = make_app(url, folder)
+    with app.app_context():
+        db.session.execute(insert(User), [
+            {"name": f"r{i}", "email": f"r{i}@bench.example", "password_hash": "x", "created_at": NOW}
+            for i in range(joins + 1)])
+        event = Event(organizer_id=1, name="Rush", description="", location="Here",
+                      starts_at=NOW + timedelta(days=1), price_pence=1000, total_tickets=100)
+        db.session.add(event)
+        db.session.commit()
+        event_id = event.id
+        jobs = [("join", event_id, 2 + i, NOW) for i in range(joins)]
+        start = time.perf_counter()
+        results = run_threads(app, jobs, workers=threads)
+        elapsed = time.perf_counter() - start
+        counts = Counter(results)
+        recount = assert_queue_invariants(event_id)
+        rows.append((name, f"{joins:,}", str(threads), f"{elapsed:.2f}", f"{joins / elapsed:,.0f}",
+                     f"{counts['offered']} / {counts['waiting']}",
+                     "yes" if recount["sold"] + recount["offered"] <= 100 else "NO"))
+        db.session.remove()
+        db.engine.dispose()
+
+
+def table(title: str, header: tuple, rows: list) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    out = [f"\n{title}\n", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def main() -> None:
+    read_rows, http_rows, rush_rows = [], [], []
+    with tempfile.TemporaryDirectory() as tmp, postgres_server() as pg_url:
+        databases = [("sqlite", lambda tag: f"sqlite:///{tmp}/{tag}.sqlite3")]
+        if pg_url:
+            databases.append(("postgresql", lambda tag: pg_url))
+        for name, url_for in databases:
+            print(f"benchmarking {name}…", file=sys.stderr)
+            bench_reads(name, url_for("reads"), tmp, read_rows)
+            bench_http(name, url_for("http"), tmp, http_rows)
+            bench_rush(name, url_for("rush"), tmp, rush_rows)
+    print(table("Status read for the last person in line (median ms; baseline = the seed's "
+                "collect-and-filter)", ("database", "queue length", "ours ms", "seed ms",
+                                        "seed / ours"), read_rows))
+    print(table("Status poll over HTTP, 10,000 in line (median ms per request, in-process "
+                "client)", ("database", "200 render ms", "304 ms", "200 / 304", "fragment bytes"),
+                http_rows))
+    print(table("Join rush: everyone joins one event of 100 tickets at once",
+                ("database", "joins", "threads", "seconds", "joins/s", "offered / waiting",
+                 "sold + offers <= capacity"), rush_rows))
+
+
+if __name__ == "__main__":
+    main()
