@@ -97,6 +97,8 @@ def load_config(environ=os.environ) -> dict:
         "QUEUE_JOIN_LIMIT": join_limit,
         # Login attempts: per client address and per account, so neither a single
         # attacker nor a botnet aimed at one account gets unlimited guesses.
+        # The status widget polls every 2 s while someone waits; this only stops runaways.
+        "STATUS_POLL_LIMIT": environ.get("STATUS_POLL_LIMIT") or "120 per minute",
         "LOGIN_LIMIT_PER_IP": environ.get("LOGIN_LIMIT_PER_IP") or "20 per 5 minutes",
         "LOGIN_LIMIT_PER_EMAIL": environ.get("LOGIN_LIMIT_PER_EMAIL") or "5 per 5 minutes",
         "UPLOAD_FOLDER": str(folder / "uploads"),

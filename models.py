@@ -188,6 +188,8 @@ class WaitingListEntry(db.Model):
             "ix_entry_offer_expiry", "event_id", "offer_expires_at", **_partial("status = 'offered'")
         ),
         Index("ix_entry_user_event", "user_id", "event_id"),
+        # Estimated wait: how fast this event's offers have recently been ending.
+        Index("ix_entry_event_ended", "event_id", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -55,10 +55,19 @@ def _user_id():
     return current_user.id if current_user.is_authenticated else None
 
 
-def status_context(event, *, error: str | None = None, moment=None) -> dict:
+def _poll_seconds(status) -> int:
+    """Fast while the viewer's own place can change; slower for everyone else."""
+    if status is None:
+        return 10
+    return 2 if status.status in ("waiting", "offered") else 5
+
+
+def status_context(event, *, error: str | None = None, moment=None, etag: str | None = None) -> dict:
     """Everything the status widget shows: availability and this user's place in line."""
     moment = moment or now()
-    event = _refreshed(event, moment)
+    if etag is None:
+        event = _refreshed(event, moment)
+        etag = queue.status_fingerprint(event, user_id=_user_id(), now=moment)
     status = None
     if current_user.is_authenticated:
         status = queue.queue_status(event_id=event.id, user_id=current_user.id, now=moment)
@@ -68,7 +77,8 @@ def status_context(event, *, error: str | None = None, moment=None) -> dict:
         "status": status,
         "is_past": event.is_past(moment),
         "error": error,
-        "offer_seconds": queue.offer_seconds(),
+        "poll_seconds": _poll_seconds(status),
+        "etag": etag,
     }
 
 
@@ -83,7 +93,12 @@ def show(event_id: int):
     return _vary(make_response(render_template("events/show.html", **status_context(event))))
 
 
+def _poll_key() -> str:
+    return f"poll:{current_user.id}" if current_user.is_authenticated else f"poll-ip:{request.remote_addr}"
+
+
 @bp.get("/events/<int:event_id>/status")
+@limiter.limit(lambda: current_app.config["STATUS_POLL_LIMIT"], key_func=_poll_key)
 def status(event_id: int):
     """The widget HTMX polls. Unchanged since the last poll: 304, nothing rendered."""
     moment = now()
@@ -92,7 +107,8 @@ def status(event_id: int):
     if etag in request.if_none_match:
         response = make_response("", 304)
     else:
-        html = render_template("events/_status.html", **status_context(event, moment=moment))
+        html = render_template("events/_status.html",
+                               **status_context(event, moment=moment, etag=etag))
         response = make_response(html)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
@@ -154,17 +170,19 @@ def release(event_id: int):
 
 
 @bp.errorhandler(429)
-def join_rate_limited(error):
+def rate_limited(error):
     limit = limiter.current_limit
     seconds = max(1, int(limit.reset_at - time.time())) if limit else 60
-    minutes = max(1, math.ceil(seconds / 60))
-    text = (f"You've joined the waiting list too many times. "
-            f"Please wait {minutes} minutes before trying again.")
-    event_id = (request.view_args or {}).get("event_id")
-    if event_id is None:
-        return text, 429
-    response = _after_action(event_id, error=ServiceError(text), code=429)
-    response.headers["Retry-After"] = str(int(seconds))
+    if request.endpoint != "events.join":
+        # Polling too fast: keep what is on screen and come back later.
+        response = make_response("Too many status requests; slowing down.", 429)
+        response.headers["HX-Reswap"] = "none"
+    else:
+        minutes = max(1, math.ceil(seconds / 60))
+        text = (f"You've joined the waiting list too many times. "
+                f"Please wait {minutes} minutes before trying again.")
+        response = _after_action(request.view_args["event_id"], error=ServiceError(text), code=429)
+    response.headers["Retry-After"] = str(seconds)
     return response
 
 

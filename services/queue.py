@@ -31,7 +31,7 @@ Every function takes ``now``, so tests can move the clock.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -202,7 +202,7 @@ class QueueStatus:
     offer_expires_at: datetime | None = None
     end_reason: str | None = None
     ticket: Ticket | None = None
-    extra: dict = field(default_factory=dict)
+    estimated_wait: tuple[int, int] | None = None  # minutes, low and high
 
     @property
     def people_ahead(self) -> int | None:
@@ -242,6 +242,44 @@ def position(entry: WaitingListEntry) -> int:
     return ahead + 1
 
 
+WAIT_WINDOW = timedelta(minutes=30)
+
+
+def estimated_wait(entry: WaitingListEntry, *, now: datetime) -> tuple[int, int] | None:
+    """A (low, high) range of minutes until ``entry`` is offered a ticket, or None.
+
+    Each offer that ends (bought, declined, expired) lets the next waiter in, so the rate
+    at which this event's offers ended over the last half hour is the queue's speed. No
+    estimate until at least two ended, nor for anyone not waiting.
+    """
+    if entry.status != EntryStatus.WAITING:
+        return None
+    since = now - WAIT_WINDOW
+    ended = db.session.scalar(
+        select(func.count())
+        .select_from(WaitingListEntry)
+        .where(
+            WaitingListEntry.event_id == entry.event_id,
+            WaitingListEntry.ended_at > since,
+            WaitingListEntry.offered_at.is_not(None),
+        )
+    )
+    if ended < 2:
+        return None
+    waiting_ahead = db.session.scalar(
+        select(func.count())
+        .select_from(WaitingListEntry)
+        .where(
+            WaitingListEntry.event_id == entry.event_id,
+            WaitingListEntry.status == EntryStatus.WAITING,
+            WaitingListEntry.seq < entry.seq,
+        )
+    )
+    per_minute = ended / (WAIT_WINDOW.total_seconds() / 60)
+    minutes = (waiting_ahead + 1) / per_minute
+    return max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999))
+
+
 def status_fingerprint(event: Event, *, user_id: int | None, now: datetime) -> str:
     """A cheap key that changes whenever what ``queue_status``/``availability`` show changes.
 
@@ -268,7 +306,8 @@ def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
     if entry is None:
         return QueueStatus("none")
     if entry.status == EntryStatus.WAITING:
-        return QueueStatus("waiting", entry=entry, position=position(entry))
+        return QueueStatus("waiting", entry=entry, position=position(entry),
+                           estimated_wait=estimated_wait(entry, now=now))
     if entry.status == EntryStatus.OFFERED:
         if entry.offer_expires_at > now:
             return QueueStatus(
