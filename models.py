@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -104,6 +105,9 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     phone: Mapped[str | None] = mapped_column(String(32))
     stripe_connect_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Mirrors of the Connect account, kept current by ``account.updated`` webhooks.
+    stripe_details_submitted: Mapped[bool] = mapped_column(default=False, server_default=false())
+    stripe_charges_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     events: Mapped[list[Event]] = relationship(back_populates="organizer")
@@ -202,7 +206,6 @@ class WaitingListEntry(db.Model):
     offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(20))
-    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
 
     event: Mapped[Event] = relationship()
     user: Mapped[User] = relationship()
@@ -238,10 +241,78 @@ class Ticket(db.Model):
     # fulfilment of the same payment finds this row instead of making another ticket.
     payment_reference: Mapped[str | None] = mapped_column(String(255), unique=True)
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # ticket refunded
+    # When the money went back (the gateway confirmed the refund); None while it is owed.
+    refund_settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refund_reference: Mapped[str | None] = mapped_column(String(255))
 
     event: Mapped[Event] = relationship()
     user: Mapped[User] = relationship()
 
     def __repr__(self) -> str:
         return f"<Ticket {self.id} event={self.event_id} user={self.user_id} {self.status}>"
+
+
+class CheckoutStatus:
+    OPEN = "open"  # the buyer is on the payment page
+    PAID = "paid"  # captured; the ticket exists
+    NOT_CHARGED = "not_charged"  # paid too late: the authorisation was cancelled
+    REFUNDED = "refunded"  # captured but no seat could be given: refunded at once
+    EXPIRED = "expired"  # closed unpaid (offer ended, or Stripe expired it)
+    ALL = (OPEN, PAID, NOT_CHARGED, REFUNDED, EXPIRED)
+    FINAL = (PAID, NOT_CHARGED, REFUNDED, EXPIRED)
+
+
+class CheckoutSession(db.Model):
+    """One payment attempt for one offer: a Stripe Checkout Session, or the local page's."""
+
+    __tablename__ = "checkout_sessions"
+    __table_args__ = (
+        CheckConstraint(_in("status", CheckoutStatus.ALL), name="status_known"),
+        CheckConstraint("amount_pence >= 0 AND fee_pence >= 0", name="amounts_not_negative"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # cs_…
+    entry_id: Mapped[int] = mapped_column(ForeignKey("waiting_list_entries.id"), unique=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    amount_pence: Mapped[int] = mapped_column(Integer)
+    fee_pence: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(16), default=CheckoutStatus.OPEN)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    entry: Mapped[WaitingListEntry] = relationship()
+    event: Mapped[Event] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()
+
+
+class WebhookEvent(db.Model):
+    """Every Stripe event id handled, so a redelivered event changes nothing."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_…
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LocalPayment(db.Model):
+    """The local payment page's own ledger (PAYMENTS=local): what Stripe keeps for us."""
+
+    __tablename__ = "local_payments"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('requires_capture', 'succeeded', 'canceled')", name="status_known"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # pi_local_…
+    checkout_session_id: Mapped[str] = mapped_column(ForeignKey("checkout_sessions.id"), unique=True)
+    amount_pence: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="requires_capture")
+    refunded_pence: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -83,6 +83,24 @@ def sweep_expired_offers() -> int:
     return queue.expire_offers(now=_now())
 
 
+@huey.task(retries=10, retry_delay=30)
+@in_app_context
+def close_checkout(entry_id: int) -> None:
+    """An offer ended unpaid: expire its Checkout Session so it can't be paid any more."""
+    from services import purchases
+
+    purchases.close_checkout(entry_id=entry_id)
+
+
+@huey.task(retries=20, retry_delay=60)
+@in_app_context
+def send_refund(ticket_id: int) -> None:
+    """Return a refunded ticket's money; retried until the gateway confirms it."""
+    from services import purchases
+
+    purchases.send_refund(ticket_id=ticket_id, now=_now())
+
+
 @huey.periodic_task(crontab(minute="*"))
 def heartbeat() -> None:
     """Lets /healthz tell whether a consumer is running."""

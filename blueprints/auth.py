@@ -72,7 +72,7 @@ def login():
 def too_many_attempts(error):
     form = LoginForm() if request.endpoint == "auth.login" else SignupForm()
     form.form_errors.append(
-        "Too many attempts from here. Please wait a few minutes before trying again."
+        "Too many attempts. Please wait a few minutes before trying again."
     )
     template = "auth/login.html" if request.endpoint == "auth.login" else "auth/signup.html"
     return render_template(template, form=form), 429

@@ -21,8 +21,8 @@ EVENT_DATE_FORMAT = "%Y-%m-%dT%H:%M"
 
 
 class SignupForm(FlaskForm):
-    name = StringField("Your name", validators=[InputRequired("Enter your name."), Length(max=100)])
-    email = EmailField("Email", validators=[InputRequired("Enter your email address."), Length(max=254)])
+    name = StringField("Your name", validators=[InputRequired("Enter your name."), Length(max=100, message="Names can be at most 100 characters.")])
+    email = EmailField("Email", validators=[InputRequired("Enter your email address."), Length(max=254, message="Email addresses can be at most 254 characters.")])
     password = PasswordField(
         "Password (at least 8 characters)", validators=[InputRequired("Choose a password.")]
     )
@@ -59,9 +59,9 @@ def parse_event_date(raw: str) -> datetime:
 
 
 class EventForm(FlaskForm):
-    name = StringField("Event name", validators=[InputRequired("Give the event a name."), Length(max=120)])
-    description = TextAreaField("Description", validators=[Length(max=5000)])
-    location = StringField("Location", validators=[InputRequired("Say where the event takes place."), Length(max=200)])
+    name = StringField("Event name", validators=[InputRequired("Give the event a name."), Length(max=120, message="Names can be at most 120 characters.")])
+    description = TextAreaField("Description", validators=[Length(max=5000, message="Descriptions can be at most 5000 characters.")])
+    location = StringField("Location", validators=[InputRequired("Say where the event takes place."), Length(max=200, message="Locations can be at most 200 characters.")])
     event_date = StringField("Date and time (UTC)", validators=[InputRequired("Choose when the event starts.")])
     price = StringField("Price (£)", validators=[InputRequired("Enter a price in pounds, like 12.50 (0 for a free event).")])
     total_tickets = StringField("Number of tickets", validators=[InputRequired("Say how many tickets there are.")])

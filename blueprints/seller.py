@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from blueprints.forms import EVENT_DATE_FORMAT, EventForm, attach_error
 from blueprints.helpers import now
-from services import Forbidden, NotFound, ServiceError, events, queue
+from services import Forbidden, NotFound, ServiceError, events, purchases, queue
+from services.payments import PaymentError
 from services.events import EventDetails
 
 bp = Blueprint("seller", __name__, url_prefix="/seller")
@@ -67,6 +68,9 @@ def new_event():
 @bp.route("/events/<int:event_id>/edit", methods=["GET", "POST"])
 def edit_event(event_id: int):
     event = _owned_event_or_abort(event_id)
+    if event.is_cancelled:
+        flash("This event was cancelled and can't be edited.", "error")
+        return redirect(url_for("events.show", event_id=event.id), code=303)
     form = EventForm()
     if not form.is_submitted():
         form.name.data = event.name
@@ -88,3 +92,74 @@ def edit_event(event_id: int):
             return redirect(url_for("events.show", event_id=event.id), code=303)
     status = 422 if form.is_submitted() else 200
     return render_template("seller/event_form.html", form=form, event=event), status
+
+
+@bp.get("/events/<int:event_id>")
+def event_detail(event_id: int):
+    event = _owned_event_or_abort(event_id)
+    moment = now()
+    return render_template(
+        "seller/event.html", event=event, availability=queue.availability(event, now=moment),
+        tickets=events.tickets_of_event(event.id), is_past=event.is_past(moment),
+    )
+
+
+@bp.post("/events/<int:event_id>/cancel")
+def cancel_event(event_id: int):
+    _owned_event_or_abort(event_id)
+    try:
+        events.cancel_event(event_id=event_id, organizer_id=current_user.id, now=now())
+    except ServiceError as error:
+        flash(str(error), "error")
+        return redirect(url_for("seller.event_detail", event_id=event_id), code=303)
+    flash("The event is cancelled. Everyone in the queue was told, and every ticket is being "
+          "refunded.", "success")
+    return redirect(url_for("seller.event_detail", event_id=event_id), code=303)
+
+
+@bp.post("/tickets/<int:ticket_id>/refund")
+def refund_ticket(ticket_id: int):
+    try:
+        ticket = purchases.refund_ticket(ticket_id=ticket_id, organizer_id=current_user.id, now=now())
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(str(error), "error")
+        return redirect(url_for("seller.dashboard"), code=303)
+    flash(f"Ticket #{ticket.id} is refunded; its seat goes to the next person in line.", "success")
+    return redirect(url_for("seller.event_detail", event_id=ticket.event_id), code=303)
+
+
+@bp.get("/connect")
+def connect():
+    """Stripe Connect: onboarding and status of the organizer's own account."""
+    try:
+        status = purchases.connect_status(user_id=current_user.id)
+    except PaymentError as error:
+        flash(str(error), "error")
+        status = None
+    return render_template("seller/connect.html", status=status,
+                           payments=current_app.config["PAYMENTS"])
+
+
+@bp.post("/connect")
+def start_onboarding():
+    try:
+        url = purchases.onboarding_link(
+            user_id=current_user.id,
+            refresh_url=url_for("seller.connect", _external=True),
+            return_url=url_for("seller.connect", _external=True),
+        )
+    except ServiceError as error:
+        flash(str(error), "error")
+        return redirect(url_for("seller.connect"), code=303)
+    return redirect(url, code=303)
+
+
+@bp.post("/connect/dashboard")
+def connect_dashboard():
+    try:
+        return redirect(purchases.dashboard_link(user_id=current_user.id), code=303)
+    except ServiceError as error:
+        flash(str(error), "error")
+        return redirect(url_for("seller.connect"), code=303)

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from extensions import db
-from models import Event
+from models import Event, Ticket, User
 from services import Forbidden, NotFound, ServiceError, images, queue
 
 MAX_NAME = 120
@@ -76,6 +76,15 @@ def _check(details: EventDetails, *, now: datetime) -> EventDetails:
                         details.price_pence, details.total_tickets)
 
 
+def _check_can_sell(organizer_id: int, price_pence: int) -> None:
+    """With real payments, paid tickets need the organizer's Stripe account to take charges."""
+    if price_pence and current_app.config["PAYMENTS"] == "stripe":
+        organizer = db.session.get(User, organizer_id)
+        if not organizer.stripe_charges_enabled:
+            raise EventError("Set up payouts with Stripe (Sell → Payouts) before selling paid "
+                             "tickets. Free events can be published now.", field="price")
+
+
 def _store_image(image: bytes | None) -> str | None:
     if image is None:
         return None
@@ -92,6 +101,7 @@ def create_event(*, organizer_id: int, details: EventDetails, image: bytes | Non
                  now: datetime) -> Event:
     """Publish a new event. Raises EventError (or ImageError) and stores nothing on bad input."""
     details = _check(details, now=now)
+    _check_can_sell(organizer_id, details.price_pence)
     image_name = _store_image(image)
     event = Event(organizer_id=organizer_id, image_filename=image_name, **details.__dict__)
     db.session.add(event)
@@ -113,6 +123,7 @@ def update_event(*, event_id: int, organizer_id: int, details: EventDetails,
     """
     details = _check(details, now=now)
     get_owned_event(event_id=event_id, user_id=organizer_id)
+    _check_can_sell(organizer_id, details.price_pence)
     image_name = _store_image(image)
     try:
         with queue.transition(event_id, now=now) as event:
@@ -183,14 +194,22 @@ def events_of(organizer_id: int) -> list[Event]:
 
 
 def cancel_event(*, event_id: int, organizer_id: int, now: datetime) -> Event:
-    """Cancel an event its organizer owns: it leaves the listings and its queue closes.
+    """Cancel an event its organizer owns: it leaves the listings, its queue closes, open
+    payments close, and every ticket is refunded (the money by retried tasks)."""
+    from services import purchases
 
-    Refunding the tickets already sold is the payments service's part of cancellation.
-    """
     get_owned_event(event_id=event_id, user_id=organizer_id)
     with queue.transition(event_id, now=now) as event:
         if event.is_cancelled:
             raise EventError("This event is already cancelled.")
         event.cancelled_at = now
-        queue.close_queue(event, now=now)
+        refunded = queue.close_queue(event, now=now)
+    purchases.schedule_refunds(refunded)
     return event
+
+
+def tickets_of_event(event_id: int) -> list[Ticket]:
+    """Every ticket of an event, newest first (for its organizer)."""
+    return list(db.session.scalars(
+        select(Ticket).where(Ticket.event_id == event_id).order_by(Ticket.id.desc())
+    ))

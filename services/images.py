@@ -42,7 +42,9 @@ def _decode(data: bytes) -> Image.Image:
             return image
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("That image has too many pixels. Use one under 40 megapixels.")
+    except UnidentifiedImageError:
         raise ImageError("That file isn't a JPEG, PNG or WebP picture we can read.")
     except (OSError, SyntaxError, ValueError):
         raise ImageError("That file isn't a JPEG, PNG or WebP picture we can read.")

@@ -108,6 +108,7 @@ class transition:
     def __enter__(self) -> Event:
         self.event = _lock(self.event_id)
         _pending_offers(self.event).clear()
+        _ended_offers(self.event).clear()
         self.expired = _expire_due(self.event, now=self.now)
         return self.event
 
@@ -116,6 +117,7 @@ class transition:
             db.session.rollback()
             return False
         offers = list(_pending_offers(self.event))
+        ended = list(_ended_offers(self.event))
         try:
             db.session.commit()
         except OperationalError as error:
@@ -123,7 +125,7 @@ class transition:
             if _is_lock_timeout(error):
                 raise Busy() from error
             raise
-        _after_commit(offers)
+        _after_commit(offers, ended)
         return False
 
 
@@ -131,17 +133,25 @@ def _pending_offers(event: Event) -> list[tuple[int, datetime]]:
     return db.session.info.setdefault(("offers", event.id), [])
 
 
-def _after_commit(offers: list[tuple[int, datetime]]) -> None:
-    """Schedule each new offer's expiry at its deadline (the seed's ``runAfter``)."""
-    if not offers:
+def _ended_offers(event: Event) -> list[int]:
+    return db.session.info.setdefault(("ended", event.id), [])
+
+
+def _after_commit(offers: list[tuple[int, datetime]], ended: list[int]) -> None:
+    """Schedule each new offer's expiry at its deadline (the seed's ``runAfter``), and close
+    the payment page of each offer that ended unpaid."""
+    if not offers and not ended:
         return
     import tasks  # tasks imports services; import here to keep the layers one-way
+    from services import purchases
 
     for entry_id, expires_at in offers:
         try:
             tasks.expire_offer_at_deadline.schedule(args=(entry_id,), eta=expires_at)
         except Exception:  # the minute sweep is the safety net when the queue is down
             log.exception("could not schedule expiry of entry %s", entry_id)
+    for entry_id in purchases.open_sessions_of_entries(ended):
+        tasks.close_checkout(entry_id)
 
 
 # --------------------------------------------------------------------------- reads
@@ -343,6 +353,8 @@ def _expire_due(event: Event, *, now: datetime) -> list[WaitingListEntry]:
 def _end(event: Event, entry: WaitingListEntry, reason: str, *, now: datetime) -> None:
     if entry.status == EntryStatus.OFFERED:
         event.offered_count -= 1
+        if reason != EndReason.PURCHASED:
+            _ended_offers(event).append(entry.id)
     elif entry.status == EntryStatus.WAITING:
         event.waiting_count -= 1
     entry.status = EntryStatus.PURCHASED if reason == EndReason.PURCHASED else EntryStatus.EXPIRED
@@ -390,14 +402,7 @@ def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntr
             raise QueueError("You organize this event, so you can't buy a ticket for it.")
         if live_ticket(event_id=event.id, user_id=user_id) is not None:
             raise QueueError("You already have a ticket for this event.")
-        active = db.session.scalar(
-            select(WaitingListEntry).where(
-                WaitingListEntry.event_id == event.id,
-                WaitingListEntry.user_id == user_id,
-                WaitingListEntry.status.in_(EntryStatus.ACTIVE),
-            )
-        )
-        if active is not None:
+        if _active_entry(event.id, user_id) is not None:
             raise QueueError("You're already in the waiting list for this event.")
         offer_next(event, now=now)  # earlier waiters first, should tickets have freed
         event.last_seq += 1
@@ -424,13 +429,7 @@ def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntr
 def release(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
     """Decline an offer or leave the queue; a freed ticket goes to the next waiter."""
     with transition(event_id, now=now) as event:
-        entry = db.session.scalar(
-            select(WaitingListEntry).where(
-                WaitingListEntry.event_id == event.id,
-                WaitingListEntry.user_id == user_id,
-                WaitingListEntry.status.in_(EntryStatus.ACTIVE),
-            )
-        )
+        entry = _active_entry(event.id, user_id)
         if entry is None:
             raise QueueError("You're not in the waiting list for this event (any more).")
         reason = EndReason.DECLINED if entry.status == EntryStatus.OFFERED else EndReason.LEFT
@@ -489,12 +488,13 @@ def refresh_event(*, event_id: int, now: datetime) -> None:
 
 
 def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
-                      amount_pence: int, now: datetime) -> Ticket:
+                      amount_pence: int, now: datetime, honour_lapsed: bool = False) -> Ticket:
     """Turn a live offer into a ticket, exactly once per payment reference.
 
-    Refused (OfferNotLive) when the offer is no longer live; Forbidden when the entry is
-    someone else's. A second call with the same ``payment_reference`` returns the ticket
-    the first one made and changes nothing.
+    Refused (OfferNotLive) when the offer is no longer live, unless ``honour_lapsed`` and a
+    ticket is still free (nobody waits for it), as for a payment that arrived just late;
+    Forbidden when the entry is someone else's. A second call with the same
+    ``payment_reference`` returns the ticket the first one made and changes nothing.
     """
     existing = _ticket_for_payment(payment_reference)
     if existing is not None:
@@ -511,16 +511,22 @@ def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
             entry = db.session.get(WaitingListEntry, entry_id, populate_existing=True)
             if entry.user_id != user_id:
                 raise Forbidden("That offer belongs to someone else.")
-            if entry.status != EntryStatus.OFFERED:
+            if entry.status == EntryStatus.OFFERED:
+                _end(event, entry, EndReason.PURCHASED, now=now)
+            elif not (honour_lapsed and _can_honour(event, entry, now)):
                 raise OfferNotLive("Your offer ended before payment completed.")
+            else:
+                entry.status = EntryStatus.PURCHASED  # ended unpaid, now paid after all
+                entry.end_reason = EndReason.PURCHASED
+                entry.ended_at = now
             ticket = Ticket(
                 event_id=event.id, user_id=user_id, entry_id=entry.id,
                 status=TicketStatus.VALID, purchased_at=now, amount_pence=amount_pence,
                 payment_reference=payment_reference,
             )
             db.session.add(ticket)
-            _end(event, entry, EndReason.PURCHASED, now=now)
             event.sold_count += 1
+            event.queue_version += 1
             db.session.flush()
             offer_next(event, now=now)
     except IntegrityError:
@@ -532,12 +538,68 @@ def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
     return ticket
 
 
+def _can_honour(event: Event, entry: WaitingListEntry, now: datetime) -> bool:
+    """A late payment keeps its seat only if one is free and nobody is waiting for it."""
+    return (
+        entry.status == EntryStatus.EXPIRED
+        and entry.end_reason in (EndReason.OFFER_EXPIRED, EndReason.DECLINED)
+        and not event.is_cancelled and not event.is_past(now)
+        and _free_tickets(event) > 0 and event.waiting_count == 0
+        and live_ticket(event_id=event.id, user_id=entry.user_id) is None
+        and _active_entry(event.id, entry.user_id) is None
+    )
+
+
+def _active_entry(event_id: int, user_id: int) -> WaitingListEntry | None:
+    return db.session.scalar(
+        select(WaitingListEntry).where(
+            WaitingListEntry.event_id == event_id,
+            WaitingListEntry.user_id == user_id,
+            WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+        )
+    )
+
+
+def _free_seat(event: Event, ticket: Ticket, status: str, *, now: datetime) -> None:
+    if ticket.status in TicketStatus.LIVE:
+        event.sold_count -= 1
+        event.queue_version += 1
+    ticket.status = status
+    if status == TicketStatus.REFUNDED:
+        ticket.refunded_at = now
+
+
+def void_ticket(*, ticket_id: int, now: datetime) -> Ticket:
+    """Cancel a ticket whose payment could not be taken; its seat goes to the next waiter."""
+    event_id = db.session.get(Ticket, ticket_id).event_id
+    with transition(event_id, now=now) as event:
+        ticket = db.session.get(Ticket, ticket_id, populate_existing=True)
+        _free_seat(event, ticket, TicketStatus.CANCELLED, now=now)
+        offer_next(event, now=now)
+    return ticket
+
+
+def refund_ticket_seat(*, ticket_id: int, now: datetime) -> Ticket:
+    """Mark a valid ticket refunded and pass its seat on (the money is the caller's part)."""
+    event_id = db.session.get(Ticket, ticket_id).event_id
+    with transition(event_id, now=now) as event:
+        ticket = db.session.get(Ticket, ticket_id, populate_existing=True)
+        if ticket.status == TicketStatus.USED:
+            raise QueueError("This ticket was already used at the door.")
+        if ticket.status != TicketStatus.VALID:
+            raise QueueError("This ticket is already refunded or cancelled.")
+        _free_seat(event, ticket, TicketStatus.REFUNDED, now=now)
+        offer_next(event, now=now)
+    return ticket
+
+
 def _ticket_for_payment(payment_reference: str) -> Ticket | None:
     return db.session.scalar(select(Ticket).where(Ticket.payment_reference == payment_reference))
 
 
-def close_queue(event: Event, *, now: datetime) -> int:
-    """End every waiting and offered entry of a cancelled event (caller holds the lock)."""
+def close_queue(event: Event, *, now: datetime) -> list[int]:
+    """A cancelled event: end every waiting and offered entry and refund every live ticket
+    (caller holds the lock). Returns the refunded tickets' ids; the money is the caller's."""
     active = list(db.session.scalars(
         select(WaitingListEntry).where(
             WaitingListEntry.event_id == event.id,
@@ -546,4 +608,9 @@ def close_queue(event: Event, *, now: datetime) -> int:
     ))
     for entry in active:
         _end(event, entry, EndReason.EVENT_CANCELLED, now=now)
-    return len(active)
+    tickets = list(db.session.scalars(
+        select(Ticket).where(Ticket.event_id == event.id, Ticket.status.in_(TicketStatus.LIVE))
+    ))
+    for ticket in tickets:
+        _free_seat(event, ticket, TicketStatus.REFUNDED, now=now)
+    return [ticket.id for ticket in tickets]

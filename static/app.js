@@ -1,10 +1,65 @@
 // Ticket Hub: small progressive enhancements on top of htmx. Nothing here is needed for
-// the site to work; without it the forms post and the pages refresh.
+// the site to work: without JavaScript the forms post, the pages refresh themselves and
+// the offer's end is shown as a clock time.
 (function () {
   "use strict";
-  // Polling costs nothing while the tab is hidden: skip the request, refresh on return.
+
+  function isPoll(elt) {
+    var trigger = elt && elt.getAttribute && elt.getAttribute("hx-trigger");
+    return !!trigger && trigger.indexOf("every") === 0;
+  }
+
+  // Polling costs nothing while the tab is hidden: skip it, and refresh on return.
   document.addEventListener("htmx:beforeRequest", function (evt) {
-    var elt = evt.detail.elt;
-    if (document.hidden && elt && elt.matches("[hx-trigger^='every']")) evt.preventDefault();
+    if (document.hidden && isPoll(evt.detail.elt)) evt.preventDefault();
   });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || !window.htmx) return;
+    document.querySelectorAll("[hx-trigger*='visible-again']").forEach(function (elt) {
+      window.htmx.trigger(elt, "visible-again");
+    });
+  });
+
+  // An unchanged status (same ETag; the browser revalidated it with a 304) is not re-rendered.
+  function bareTag(tag) { return (tag || "").replace(/^W\//, "").replace(/"/g, ""); }
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var xhr = evt.detail.xhr, target = evt.detail.target;
+    if (!xhr || !target || !target.dataset || !target.dataset.etag) return;
+    var tag = bareTag(xhr.getResponseHeader("ETag"));
+    if (tag && tag === bareTag(target.dataset.etag) && xhr.status === 200) {
+      evt.detail.shouldSwap = false;
+    }
+  });
+
+  // Countdown to the end of an offer, in minutes and seconds.
+  function tick() {
+    document.querySelectorAll("[data-countdown-to]").forEach(function (el) {
+      var left = Math.max(0, Math.floor((Date.parse(el.dataset.countdownTo) - Date.now()) / 1000));
+      var m = Math.floor(left / 60), s = left % 60;
+      el.textContent = m + ":" + (s < 10 ? "0" : "") + s;
+      var line = el.closest(".countdown-line");
+      if (line) line.hidden = false;
+    });
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:afterSettle", tick);
+
+  // Tell screen readers politely when the buyer's place changes; the announcer sits outside
+  // the swapped widget, so it is not replaced (which would silence it).
+  var lastMessage = null;
+  function announce() {
+    var status = document.getElementById("queue-status");
+    var announcer = document.getElementById("queue-announcer");
+    if (!status || !announcer) return;
+    var s = status.dataset.status, message = "";
+    if (s === "waiting") message = "You are number " + status.dataset.position + " in line.";
+    else if (s === "offered") message = "A ticket is held for you. Buy it before the offer ends.";
+    else if (s === "purchased") message = "You have a ticket for this event.";
+    else if (s === "expired") message = "Your place in line has ended.";
+    if (lastMessage !== null && message !== lastMessage) announcer.textContent = message;
+    lastMessage = message;
+  }
+  document.addEventListener("DOMContentLoaded", announce);
+  document.addEventListener("htmx:afterSettle", announce);
 })();

@@ -13,7 +13,7 @@ from models import User
 from tests.conftest import PASSWORD, csrf_token_from, make_user
 
 GENERIC_LOGIN_ERROR = "That email and password don't match an account."
-TOO_MANY = "Too many attempts from here"
+TOO_MANY = "Too many attempts. Please wait a few minutes"
 
 
 def page(response) -> str:

@@ -1,8 +1,9 @@
-"""Initial schema: users, events, waiting-list entries, tickets (times are naive UTC).
+"""Initial schema: users, events, waiting-list entries, tickets, checkout sessions,
+webhook events and the local payment ledger. Times are naive UTC; money is integer pence.
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 08:13:13.707861
+Create Date: 2026-11-25 08:32:19.880760
 
 """
 from alembic import op
@@ -17,7 +18,7 @@ depends_on = None
 
 
 def upgrade():
-    
+
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -25,10 +26,18 @@ def upgrade():
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('phone', sa.String(length=32), nullable=True),
     sa.Column('stripe_connect_id', sa.String(length=64), nullable=True),
+    sa.Column('stripe_details_submitted', sa.Boolean(), server_default=sa.false(), nullable=False),
+    sa.Column('stripe_charges_enabled', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email')),
     sa.UniqueConstraint('stripe_connect_id', name=op.f('uq_users_stripe_connect_id'))
+    )
+    op.create_table('webhook_events',
+    sa.Column('id', sa.String(length=255), nullable=False),
+    sa.Column('type', sa.String(length=100), nullable=False),
+    sa.Column('received_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_events'))
     )
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -70,18 +79,17 @@ def upgrade():
     sa.Column('offer_expires_at', sa.DateTime(), nullable=True),
     sa.Column('ended_at', sa.DateTime(), nullable=True),
     sa.Column('end_reason', sa.String(length=20), nullable=True),
-    sa.Column('checkout_session_id', sa.String(length=255), nullable=True),
     sa.CheckConstraint("end_reason IS NULL OR end_reason IN ('purchased', 'offer_expired', 'declined', 'left', 'event_cancelled')", name=op.f('ck_waiting_list_entries_end_reason_known')),
     sa.CheckConstraint("status <> 'offered' OR offer_expires_at IS NOT NULL", name=op.f('ck_waiting_list_entries_offer_has_expiry')),
     sa.CheckConstraint("status IN ('waiting', 'offered', 'purchased', 'expired')", name=op.f('ck_waiting_list_entries_status_known')),
     sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_waiting_list_entries_event_id_events')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_waiting_list_entries_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_waiting_list_entries')),
-    sa.UniqueConstraint('checkout_session_id', name=op.f('uq_waiting_list_entries_checkout_session_id')),
     sa.UniqueConstraint('event_id', 'seq', name='uq_entry_event_seq')
     )
     with op.batch_alter_table('waiting_list_entries', schema=None) as batch_op:
         batch_op.create_index('ix_entry_active_seq', ['event_id', 'seq'], unique=False, sqlite_where=sa.text("status IN ('waiting', 'offered')"), postgresql_where=sa.text("status IN ('waiting', 'offered')"))
+        batch_op.create_index('ix_entry_event_ended', ['event_id', 'ended_at'], unique=False)
         batch_op.create_index('ix_entry_offer_expiry', ['event_id', 'offer_expires_at'], unique=False, sqlite_where=sa.text("status = 'offered'"), postgresql_where=sa.text("status = 'offered'"))
         batch_op.create_index('ix_entry_user_event', ['user_id', 'event_id'], unique=False)
         batch_op.create_index('ix_entry_waiting_seq', ['event_id', 'seq'], unique=False, sqlite_where=sa.text("status = 'waiting'"), postgresql_where=sa.text("status = 'waiting'"))
@@ -98,6 +106,8 @@ def upgrade():
     sa.Column('payment_reference', sa.String(length=255), nullable=True),
     sa.Column('checked_in_at', sa.DateTime(), nullable=True),
     sa.Column('refunded_at', sa.DateTime(), nullable=True),
+    sa.Column('refund_settled_at', sa.DateTime(), nullable=True),
+    sa.Column('refund_reference', sa.String(length=255), nullable=True),
     sa.CheckConstraint("status IN ('valid', 'used', 'refunded', 'cancelled')", name=op.f('ck_tickets_status_known')),
     sa.CheckConstraint('amount_pence >= 0', name=op.f('ck_tickets_amount_not_negative')),
     sa.ForeignKeyConstraint(['entry_id'], ['waiting_list_entries.id'], name=op.f('fk_tickets_entry_id_waiting_list_entries')),
@@ -112,11 +122,56 @@ def upgrade():
         batch_op.create_index('ix_tickets_user', ['user_id'], unique=False)
         batch_op.create_index('uq_ticket_live_user', ['event_id', 'user_id'], unique=True, sqlite_where=sa.text("status IN ('valid', 'used')"), postgresql_where=sa.text("status IN ('valid', 'used')"))
 
+    op.create_table('checkout_sessions',
+    sa.Column('id', sa.String(length=255), nullable=False),
+    sa.Column('entry_id', sa.Integer(), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('amount_pence', sa.Integer(), nullable=False),
+    sa.Column('fee_pence', sa.Integer(), nullable=False),
+    sa.Column('url', sa.String(length=2000), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('payment_intent_id', sa.String(length=255), nullable=True),
+    sa.Column('ticket_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint("status IN ('open', 'paid', 'not_charged', 'refunded', 'expired')", name=op.f('ck_checkout_sessions_status_known')),
+    sa.CheckConstraint('amount_pence >= 0 AND fee_pence >= 0', name=op.f('ck_checkout_sessions_amounts_not_negative')),
+    sa.ForeignKeyConstraint(['entry_id'], ['waiting_list_entries.id'], name=op.f('fk_checkout_sessions_entry_id_waiting_list_entries')),
+    sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_checkout_sessions_event_id_events')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_checkout_sessions_ticket_id_tickets')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_checkout_sessions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_checkout_sessions')),
+    sa.UniqueConstraint('entry_id', name=op.f('uq_checkout_sessions_entry_id')),
+    sa.UniqueConstraint('payment_intent_id', name=op.f('uq_checkout_sessions_payment_intent_id'))
+    )
+    with op.batch_alter_table('checkout_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_checkout_sessions_event_id'), ['event_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_checkout_sessions_user_id'), ['user_id'], unique=False)
+
+    op.create_table('local_payments',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('checkout_session_id', sa.String(length=255), nullable=False),
+    sa.Column('amount_pence', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('refunded_pence', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint("status IN ('requires_capture', 'succeeded', 'canceled')", name=op.f('ck_local_payments_status_known')),
+    sa.ForeignKeyConstraint(['checkout_session_id'], ['checkout_sessions.id'], name=op.f('fk_local_payments_checkout_session_id_checkout_sessions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_local_payments')),
+    sa.UniqueConstraint('checkout_session_id', name=op.f('uq_local_payments_checkout_session_id'))
+    )
 
 
 
 def downgrade():
-    
+
+    op.drop_table('local_payments')
+    with op.batch_alter_table('checkout_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_checkout_sessions_user_id'))
+        batch_op.drop_index(batch_op.f('ix_checkout_sessions_event_id'))
+
+    op.drop_table('checkout_sessions')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index('uq_ticket_live_user', sqlite_where=sa.text("status IN ('valid', 'used')"), postgresql_where=sa.text("status IN ('valid', 'used')"))
         batch_op.drop_index('ix_tickets_user')
@@ -128,6 +183,7 @@ def downgrade():
         batch_op.drop_index('ix_entry_waiting_seq', sqlite_where=sa.text("status = 'waiting'"), postgresql_where=sa.text("status = 'waiting'"))
         batch_op.drop_index('ix_entry_user_event')
         batch_op.drop_index('ix_entry_offer_expiry', sqlite_where=sa.text("status = 'offered'"), postgresql_where=sa.text("status = 'offered'"))
+        batch_op.drop_index('ix_entry_event_ended')
         batch_op.drop_index('ix_entry_active_seq', sqlite_where=sa.text("status IN ('waiting', 'offered')"), postgresql_where=sa.text("status IN ('waiting', 'offered')"))
 
     op.drop_table('waiting_list_entries')
@@ -136,5 +192,6 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_events_organizer_id'))
 
     op.drop_table('events')
+    op.drop_table('webhook_events')
     op.drop_table('users')
 

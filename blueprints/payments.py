@@ -1,0 +1,110 @@
+"""Paying: checkout, the pages Stripe returns to, the signed webhook, the local payment page."""
+
+from __future__ import annotations
+
+import stripe
+from flask import (
+    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from blueprints.helpers import now, wants_fragment
+from extensions import csrf, db, limiter
+from models import CheckoutStatus
+from services import Busy, NotFound, ServiceError, payments, purchases
+
+bp = Blueprint("payments", __name__)
+
+
+@bp.post("/events/<int:event_id>/checkout")
+@login_required
+def checkout(event_id: int):
+    try:
+        url = purchases.start_checkout(event_id=event_id, user_id=current_user.id, now=now())
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(str(error), "error")
+        return redirect(url_for("events.show", event_id=event_id), code=303)
+    return redirect(url, code=303)
+
+
+def _session_or_404():
+    try:
+        return purchases.get_session(session_id=request.args.get("session_id", ""),
+                                     user_id=current_user.id)
+    except NotFound:
+        abort(404)
+
+
+@bp.get("/checkout/success")
+@login_required
+def success():
+    session = _session_or_404()
+    if wants_fragment():
+        return render_template("payments/_result.html", session=session)
+    return render_template("payments/success.html", session=session)
+
+
+@bp.get("/checkout/cancel")
+@login_required
+def cancel():
+    session = _session_or_404()
+    flash("Payment cancelled. Your ticket is still held for you until the offer ends.", "info")
+    return redirect(url_for("events.show", event_id=session.event_id), code=303)
+
+
+@bp.post("/webhooks/stripe")
+@csrf.exempt
+@limiter.exempt
+def stripe_webhook():
+    try:
+        outcome = purchases.receive_webhook(
+            request.get_data(), request.headers.get("Stripe-Signature"), now=now())
+    except (ValueError, KeyError, stripe.SignatureVerificationError):
+        db.session.rollback()
+        return {"error": "invalid payload or signature"}, 400
+    except (payments.PaymentError, Busy):
+        db.session.rollback()
+        current_app.logger.warning("webhook failed transiently; Stripe will retry")
+        return {"error": "temporarily unavailable"}, 503
+    return {"received": True, "outcome": outcome}
+
+
+# ------------------------------------------------------------ the local payment page
+
+
+def _local_session_or_404(session_id: str):
+    if current_app.config["PAYMENTS"] != "local":
+        abort(404)
+    try:
+        return purchases.get_session(session_id=session_id, user_id=current_user.id)
+    except NotFound:
+        abort(404)
+
+
+@bp.route("/pay/local/<session_id>", methods=["GET", "POST"])
+@login_required
+def local_page(session_id: str):
+    session = _local_session_or_404(session_id)
+    message, status = None, 200
+    if request.method == "POST" and session.status == CheckoutStatus.OPEN:
+        action = request.form.get("action")
+        if action == "cancel":
+            return redirect(url_for("payments.cancel", session_id=session.id), code=303)
+        if action == "decline":
+            message, status = "Your card was declined. No money was taken; try again.", 402
+        elif action == "pay":
+            event = payments.LocalGateway().authorize(session)
+            payload, signature = payments.signed_local_event(event)
+            try:
+                purchases.receive_webhook(payload, signature, now=now())
+            except (payments.PaymentError, Busy) as error:
+                db.session.rollback()
+                message, status = str(error), 503
+            else:
+                return redirect(url_for("payments.success", session_id=session.id), code=303)
+        else:
+            message, status = "Choose Pay, Decline or Cancel.", 400
+    return render_template("payments/local.html", session=session, message=message), status

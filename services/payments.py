@@ -1,0 +1,288 @@
+"""The payment gateway seam: Stripe (the official library) or the local payment page.
+
+``gateway()`` picks the implementation from ``PAYMENTS``. Both speak in Stripe's terms
+(Checkout Sessions, payment intents with manual capture, refunds, Connect accounts) so the
+purchase logic in ``services/purchases.py`` is the same for both, and both deliver their
+results as signed Stripe-shaped webhook events verified by ``verify_webhook``.
+
+Charges are **destination charges**: the platform creates the payment and Stripe moves
+the price less ``application_fee_amount`` to the organizer's Express account. The buyer
+sees one merchant, refunds and disputes are handled in one place (the platform), and the
+organizer needs no Checkout integration of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import stripe
+from flask import current_app, url_for
+
+from extensions import db
+from models import CheckoutSession, LocalPayment
+from services import ServiceError
+
+
+class PaymentError(ServiceError):
+    """The payment service failed or is unreachable; retrying may succeed."""
+
+    status_code = 502
+
+    def __init__(self, message: str = "The payment service isn't answering right now. "
+                                      "Please try again in a moment."):
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class NewSession:
+    id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    details_submitted: bool
+    charges_enabled: bool
+    requirements_due: list[str] = field(default_factory=list)
+
+
+def webhook_secret() -> str:
+    """``STRIPE_WEBHOOK_SECRET``; the local page signs with one derived from SECRET_KEY."""
+    configured = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    if configured:
+        return configured
+    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), b"local-webhook-secret",
+                      hashlib.sha256).hexdigest()
+    return f"whsec_local_{digest}"
+
+
+def verify_webhook(payload: bytes, signature: str | None) -> dict:
+    """The event as a dict, if ``signature`` is Stripe's signature of ``payload``.
+
+    Raises ValueError (bad payload) or stripe.SignatureVerificationError (bad signature).
+    """
+    if not signature:
+        raise stripe.SignatureVerificationError("missing Stripe-Signature header", signature)
+    event = stripe.Webhook.construct_event(payload, signature, webhook_secret())
+    return event.to_dict()
+
+
+def sign_webhook(payload: str, *, secret: str, timestamp: int | None = None) -> str:
+    """A ``Stripe-Signature`` header for ``payload``, made the way Stripe makes it."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def gateway():
+    if current_app.config["PAYMENTS"] == "stripe":
+        return StripeGateway(
+            api_key=current_app.config["STRIPE_SECRET_KEY"],
+            api_base=current_app.config.get("STRIPE_API_BASE"),
+        )
+    return LocalGateway()
+
+
+class StripeGateway:
+    name = "stripe"
+
+    def __init__(self, *, api_key: str, api_base: str | None = None):
+        if not api_key:
+            raise PaymentError("Payments are not configured (STRIPE_SECRET_KEY is missing).")
+        options = {"base_addresses": {"api": api_base}} if api_base else {}
+        retries = current_app.config.get("STRIPE_MAX_NETWORK_RETRIES", 2)
+        self.client = stripe.StripeClient(api_key, max_network_retries=retries, **options)
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except stripe.StripeError as error:
+            current_app.logger.warning("stripe call failed: %s", error)
+            raise PaymentError() from error
+
+    def create_checkout_session(self, *, key: str, amount_pence: int, fee_pence: int,
+                                description: str, metadata: dict, success_url: str,
+                                cancel_url: str, expires_at: datetime, destination: str | None,
+                                customer_email: str) -> NewSession:
+        intent = {"capture_method": "manual", "metadata": metadata,
+                  "description": description}
+        if destination:
+            intent["application_fee_amount"] = fee_pence
+            intent["transfer_data"] = {"destination": destination}
+        session = self._call(self.client.v1.checkout.sessions.create, params={
+            "mode": "payment",
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": "gbp", "unit_amount": amount_pence,
+                "product_data": {"name": description}}}],
+            "payment_intent_data": intent,
+            "metadata": metadata,
+            "client_reference_id": str(metadata["entry_id"]),
+            "customer_email": customer_email,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "expires_at": int(expires_at.timestamp()),
+        }, options={"idempotency_key": key})
+        return NewSession(session.id, session.url)
+
+    def expire_checkout_session(self, session_id: str) -> None:
+        try:
+            self.client.v1.checkout.sessions.expire(session_id)
+        except stripe.InvalidRequestError:
+            pass  # already completed or expired: nothing left to close
+        except stripe.StripeError as error:
+            raise PaymentError() from error
+
+    def payment_status(self, payment_intent_id: str) -> str:
+        return self._call(self.client.v1.payment_intents.retrieve, payment_intent_id).status
+
+    def capture(self, payment_intent_id: str) -> None:
+        self._call(self.client.v1.payment_intents.capture, payment_intent_id,
+                   options={"idempotency_key": f"capture-{payment_intent_id}"})
+
+    def cancel(self, payment_intent_id: str) -> None:
+        self._call(self.client.v1.payment_intents.cancel, payment_intent_id,
+                   options={"idempotency_key": f"cancel-{payment_intent_id}"})
+
+    def refund(self, payment_intent_id: str, *, key: str) -> str:
+        refund = self._call(self.client.v1.refunds.create, params={
+            "payment_intent": payment_intent_id,
+            # Take the money back from the organizer and return the platform's fee too.
+            "reverse_transfer": True, "refund_application_fee": True,
+        }, options={"idempotency_key": key})
+        return refund.id
+
+    def create_account(self, *, email: str) -> str:
+        account = self._call(self.client.v1.accounts.create, params={
+            "type": "express", "country": "GB", "email": email,
+            "capabilities": {"card_payments": {"requested": True},
+                             "transfers": {"requested": True}},
+        })
+        return account.id
+
+    def account_link(self, account_id: str, *, refresh_url: str, return_url: str) -> str:
+        link = self._call(self.client.v1.account_links.create, params={
+            "account": account_id, "refresh_url": refresh_url, "return_url": return_url,
+            "type": "account_onboarding"})
+        return link.url
+
+    def account_status(self, account_id: str) -> AccountStatus:
+        account = self._call(self.client.v1.accounts.retrieve, account_id)
+        return account_status_from(account.to_dict())
+
+    def dashboard_link(self, account_id: str) -> str:
+        return self._call(self.client.v1.accounts.login_links.create, account_id).url
+
+
+def account_status_from(account: dict) -> AccountStatus:
+    requirements = account.get("requirements") or {}
+    return AccountStatus(
+        details_submitted=bool(account.get("details_submitted")),
+        charges_enabled=bool(account.get("charges_enabled")),
+        requirements_due=list(requirements.get("currently_due") or []),
+    )
+
+
+class LocalGateway:
+    """Payments without Stripe: the app's own payment page and ledger (``LocalPayment``).
+
+    Clearly a test payment page; no card data is ever asked for. What it produces goes
+    through the same signed-webhook path as Stripe's events.
+    """
+
+    name = "local"
+
+    def create_checkout_session(self, *, key: str, amount_pence: int, fee_pence: int,
+                                description: str, metadata: dict, success_url: str,
+                                cancel_url: str, expires_at: datetime, destination: str | None,
+                                customer_email: str) -> NewSession:
+        session_id = f"cs_local_{secrets.token_urlsafe(18)}"
+        return NewSession(session_id, url_for("payments.local_page", session_id=session_id))
+
+    def expire_checkout_session(self, session_id: str) -> None:
+        """Nothing to close: the local page refuses payment once the session is not open."""
+
+    def _payment(self, payment_intent_id: str) -> LocalPayment:
+        payment = db.session.get(LocalPayment, payment_intent_id)
+        if payment is None:
+            raise PaymentError(f"Unknown payment {payment_intent_id}.")
+        return payment
+
+    def payment_status(self, payment_intent_id: str) -> str:
+        return self._payment(payment_intent_id).status
+
+    def capture(self, payment_intent_id: str) -> None:
+        payment = self._payment(payment_intent_id)
+        if payment.status == "canceled":
+            raise PaymentError("That payment's authorisation was cancelled.")
+        payment.status = "succeeded"
+        db.session.commit()
+
+    def cancel(self, payment_intent_id: str) -> None:
+        payment = self._payment(payment_intent_id)
+        if payment.status == "requires_capture":
+            payment.status = "canceled"
+            db.session.commit()
+
+    def refund(self, payment_intent_id: str, *, key: str) -> str:
+        payment = self._payment(payment_intent_id)
+        if payment.status != "succeeded":
+            raise PaymentError("Only a captured payment can be refunded.")
+        payment.refunded_pence = payment.amount_pence
+        db.session.commit()
+        return f"re_local_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+    def create_account(self, *, email: str) -> str:
+        return f"acct_local_{secrets.token_hex(8)}"
+
+    def account_link(self, account_id: str, *, refresh_url: str, return_url: str) -> str:
+        return return_url
+
+    def account_status(self, account_id: str) -> AccountStatus:
+        return AccountStatus(details_submitted=True, charges_enabled=True)
+
+    def dashboard_link(self, account_id: str) -> str:
+        return url_for("seller.dashboard")
+
+    # -- the local page's "Pay" button
+
+    def authorize(self, session: CheckoutSession) -> dict:
+        """Authorise the card (in the ledger) and return the Stripe-shaped event to deliver."""
+        payment = db.session.scalar(
+            db.select(LocalPayment).where(LocalPayment.checkout_session_id == session.id))
+        if payment is None:
+            payment = LocalPayment(id=f"pi_local_{secrets.token_urlsafe(18)}",
+                                   checkout_session_id=session.id,
+                                   amount_pence=session.amount_pence)
+            db.session.add(payment)
+            db.session.commit()
+        return {
+            "id": f"evt_local_{secrets.token_urlsafe(18)}",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {"object": {
+                "id": session.id,
+                "object": "checkout.session",
+                "payment_intent": payment.id,
+                "amount_total": session.amount_pence,
+                "currency": "gbp",
+                "status": "complete",
+                "payment_status": "unpaid",  # authorised, not yet captured
+                "client_reference_id": str(session.entry_id),
+                "metadata": {"event_id": str(session.event_id), "user_id": str(session.user_id),
+                             "entry_id": str(session.entry_id)},
+            }},
+        }
+
+
+def signed_local_event(event: dict) -> tuple[bytes, str]:
+    """Serialise and sign a local event exactly as Stripe would deliver it."""
+    payload = json.dumps(event, separators=(",", ":"))
+    return payload.encode(), sign_webhook(payload, secret=webhook_secret())

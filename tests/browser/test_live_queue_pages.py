@@ -1,0 +1,423 @@
+"""The event page's live queue widget in a real browser: two buyers, one ticket.
+
+HTMX polls ``GET /events/<id>/status`` while the viewer waits or holds an offer, so a page
+that is never reloaded follows the queue: a released or expired offer passes to the next
+buyer, the countdown runs, polling stops once nothing can change, and an unchanged status
+is not re-rendered. Without JavaScript the same story works with plain forms (303 + GET)
+and a ``<noscript>`` meta refresh.
+
+Runs against the real app (gunicorn + Huey consumer, see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.pages import new_person, sign_in, unique
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 360, "height": 740}
+PRICE_PENCE = 1250
+# Offers on the module's server outlast any test here; the expiry test starts its own.
+LONG_OFFER_SECONDS = "300"
+SHORT_OFFER_SECONDS = "5"
+# A poll every 2 s, a request and a swap: a few seconds is plenty for a change to show.
+LIVE = 8_000
+
+
+@pytest.fixture(scope="module")
+def live_server_env() -> dict:
+    return {"TICKET_OFFER_SECONDS": LONG_OFFER_SECONDS}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def make_event(server, *, capacity: int = 1, name: str | None = None) -> int:
+    """A published event (tomorrow, £12.50) by a fresh organizer; returns its id."""
+    organizer = new_person("organizer")
+    organizer_id = server.create_user(organizer.name, organizer.email, organizer.password)
+    out = server.python(f"""
+        from datetime import datetime, timedelta, timezone
+        from services import events
+        from services.events import EventDetails
+        now = datetime.now(timezone.utc)
+        event = events.create_event(organizer_id={organizer_id}, now=now, details=EventDetails(
+            {name or unique("Queue Gig ")!r}, "A live queue.", "Hackney, London",
+            now + timedelta(days=1), {PRICE_PENCE}, {capacity}))
+        print(event.id)
+    """)
+    return int(out.strip())
+
+
+def buyer_page(server, new_context, role: str, *, javascript: bool = True,
+               viewport: dict | None = None) -> Page:
+    """A signed-in buyer in a browser context of their own."""
+    person = new_person(role)
+    server.create_user(person.name, person.email, person.password)
+    options = {"java_script_enabled": javascript}
+    if viewport:
+        options["viewport"] = viewport
+    page = new_context(**options).new_page()
+    sign_in(page, server.url, person)
+    return page
+
+
+def event_url(server, event_id: int) -> str:
+    return f"{server.url}/events/{event_id}"
+
+
+def queue_status(page: Page):
+    return page.locator("#queue-status")
+
+
+def expect_status(page: Page, status: str, timeout: float = LIVE) -> None:
+    expect(queue_status(page)).to_have_attribute("data-status", status, timeout=timeout)
+
+
+def mark_page(page: Page) -> None:
+    """A marker that survives HTMX swaps but not a navigation or reload."""
+    page.evaluate("window.__notReloaded = true")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__notReloaded === true"), "the page was reloaded or navigated"
+
+
+def complete_purchase(server, *, event_id: int, page: Page) -> None:
+    """Turn the live offer of the buyer signed in on ``page`` into a ticket (no payment page)."""
+    name = page.locator(".who strong").inner_text()
+    server.python(f"""
+        from datetime import datetime, timezone
+        from sqlalchemy import select
+        from models import User, WaitingListEntry as E
+        from services import queue
+        user = db.session.scalar(select(User).where(User.name == {name!r}))
+        entry = db.session.scalar(select(E).where(E.event_id == {event_id}, E.user_id == user.id)
+                                  .order_by(E.seq.desc()).limit(1))
+        queue.complete_purchase(entry_id=entry.id, user_id=user.id, amount_pence={PRICE_PENCE},
+                                payment_reference="test-" + {unique()!r},
+                                now=datetime.now(timezone.utc))
+    """)
+
+
+def status_requests(page: Page) -> list:
+    """Every request the page makes to a ``/status`` endpoint from now on."""
+    seen: list = []
+    page.on("request", lambda request: seen.append(request)
+            if re.search(r"/events/\d+/status$", request.url) else None)
+    return seen
+
+
+def js_problems(page: Page) -> list[str]:
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    return problems
+
+
+REFRESH = 'noscript meta[http-equiv="refresh"]'
+
+
+# ------------------------------------------------------------------- tests
+
+
+def test_a_released_offer_passes_to_the_waiting_buyer_without_a_reload(
+    live_server, new_context, run_axe
+):
+    event_id = make_event(live_server, capacity=1)
+    url = event_url(live_server, event_id)
+    ann = buyer_page(live_server, new_context, "ann")
+    bob = buyer_page(live_server, new_context, "bob")
+    ann_problems, bob_problems = js_problems(ann), js_problems(bob)
+
+    ann.goto(url)
+    expect_status(ann, "none", timeout=5_000)
+    expect(ann.locator("#availability")).to_have_attribute("data-remaining", "1")
+    ann.get_by_role("button", name="Buy ticket").click()
+    expect_status(ann, "offered", timeout=5_000)
+    expect(ann.locator("#availability")).to_have_attribute("data-reserved", "1")
+    expect(ann.locator("#queue-status")).to_contain_text(
+        re.compile(r"A ticket is held for you until \d\d:\d\d UTC"))
+    expect(ann.get_by_role("button", name="Buy now — £12.50")).to_be_visible()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z",
+                        queue_status(ann).get_attribute("data-offer-expires"))
+
+    bob.goto(url)
+    expect(bob.locator("#availability")).to_have_attribute("data-sold-out", "true")
+    bob.get_by_role("button", name="Join the waiting list").click()
+    expect_status(bob, "waiting", timeout=5_000)
+    # Ann's live offer is ahead of Bob in the line.
+    expect(queue_status(bob)).to_have_attribute("data-position", "2")
+    expect(queue_status(bob)).to_contain_text("You are number 2 in line")
+    expect(queue_status(bob)).to_contain_text("1 person ahead of you")
+    expect(bob.locator("#event-status")).to_have_attribute("hx-trigger", re.compile(r"^every 2s"))
+    # JavaScript on: the noscript refresh is inert text, never a live meta element.
+    expect(bob.locator('meta[http-equiv="refresh"]')).to_have_count(0)
+    assert run_axe(bob) == [], "waiting page"
+    assert run_axe(ann) == [], "offered page"
+
+    mark_page(bob)
+    ann.get_by_role("button", name="Release").click()
+    expect_status(ann, "expired", timeout=5_000)
+    expect(queue_status(ann)).to_contain_text("You released your ticket offer.")
+
+    # Bob's page, never reloaded, picks the offer up from its poll.
+    expect_status(bob, "offered")
+    assert_not_reloaded(bob)
+    expect(bob.get_by_role("button", name="Buy now — £12.50")).to_be_visible()
+    expect(bob.locator(".countdown")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    expect(bob.locator("#queue-announcer")).to_have_text(
+        "A ticket is held for you. Buy it before the offer ends.")
+    assert run_axe(bob) == [], "offered page after a live update"
+    assert ann_problems == [] and bob_problems == []
+
+
+def test_an_offer_counts_down_then_expires_and_passes_on_without_a_reload(
+    start_server, new_context, screenshot
+):
+    server = start_server(TICKET_OFFER_SECONDS=SHORT_OFFER_SECONDS)
+    event_id = make_event(server, capacity=1)
+    url = event_url(server, event_id)
+    ann = buyer_page(server, new_context, "ann", viewport=PHONE)
+    bob = buyer_page(server, new_context, "bob")
+
+    ann.goto(url)
+    ann.get_by_role("button", name="Buy ticket").click()
+    expect_status(ann, "offered", timeout=5_000)
+    bob.goto(url)
+    bob.get_by_role("button", name="Join the waiting list").click()
+    expect_status(bob, "waiting", timeout=5_000)
+    mark_page(ann)
+    mark_page(bob)
+
+    countdown = ann.locator(".countdown")
+    expect(countdown).to_be_visible()
+    first = countdown.inner_text()
+    assert re.fullmatch(r"0:0[0-5]", first), first
+    expect(countdown).not_to_have_text(first, timeout=3_000)
+    assert re.fullmatch(r"\d+:\d\d", countdown.inner_text())
+    screenshot(ann, "live-queue-360x740-offered-counting-down")
+
+    # The deadline passes: the widget says so, and the ticket moves on to Bob.
+    expect_status(ann, "expired", timeout=int(SHORT_OFFER_SECONDS) * 1000 + LIVE)
+    expect(queue_status(ann)).to_contain_text(
+        "Your ticket offer expired and passed to the next person in line.")
+    expect(ann.locator("#queue-announcer")).to_have_text("Your place in line has ended.")
+    expect_status(bob, "offered")
+    assert_not_reloaded(ann)
+    assert_not_reloaded(bob)
+    screenshot(ann, "live-queue-360x740-offer-expired")
+
+
+def test_the_fourth_join_in_the_window_is_refused_inside_the_widget(live_server, new_context):
+    event_id = make_event(live_server, capacity=5)
+    page = buyer_page(live_server, new_context, "eager")
+    page.goto(event_url(live_server, event_id))
+    mark_page(page)
+    widget = page.locator("#event-status")
+
+    for _ in range(3):
+        page.get_by_role("button", name="Buy ticket").click()
+        expect_status(page, "offered", timeout=5_000)
+        page.get_by_role("button", name="Release").click()
+        expect_status(page, "expired", timeout=5_000)
+
+    with page.expect_response(re.compile(r"/join$")) as answer:
+        page.get_by_role("button", name="Buy ticket").click()
+    assert answer.value.status == 429
+    expect(widget.get_by_role("alert")).to_have_text(re.compile(
+        r"^You've joined the waiting list too many times\. "
+        r"Please wait \d+ minutes before trying again\.$"))
+    expect_status(page, "expired")
+    expect(page.locator("#availability")).to_have_attribute("data-reserved", "0")
+    assert_not_reloaded(page)
+
+
+def test_the_queue_works_without_javascript(live_server, new_context):
+    event_id = make_event(live_server, capacity=1)
+    url = event_url(live_server, event_id)
+    ann = buyer_page(live_server, new_context, "ann", javascript=False)
+    bob = buyer_page(live_server, new_context, "bob", javascript=False)
+
+    def post_and_follow(page: Page, button: str) -> None:
+        with page.expect_response(lambda r: r.request.method == "POST") as posted:
+            page.get_by_role("button", name=button).click()
+        assert posted.value.status == 303
+        assert posted.value.header_value("location").endswith(f"/events/{event_id}")
+        page.wait_for_load_state()
+        assert page.url == url
+
+    ann.goto(url)
+    expect_status(ann, "none")
+    expect(ann.locator(REFRESH)).to_have_count(0)
+    post_and_follow(ann, "Buy ticket")
+    expect_status(ann, "offered")
+    expect(ann.locator(".flash-success")).to_contain_text("A ticket is held for you")
+    expect(ann.locator(REFRESH)).to_have_attribute("content", "15")
+    # No script: the offer's end is a clock time, the countdown stays hidden.
+    expect(queue_status(ann)).to_contain_text(re.compile(r"held for you until \d\d:\d\d UTC"))
+    expect(ann.locator(".countdown-line")).to_be_hidden()
+
+    bob.goto(url)
+    post_and_follow(bob, "Join the waiting list")
+    expect_status(bob, "waiting")
+    expect(bob.locator(".flash-success")).to_contain_text("You're in the waiting list")
+    expect(queue_status(bob)).to_have_attribute("data-position", "2")
+    expect(bob.locator(REFRESH)).to_have_attribute("content", "15")
+
+    post_and_follow(ann, "Release")
+    expect_status(ann, "expired")
+    expect(ann.locator(".flash-success")).to_contain_text("You released your ticket offer.")
+    expect(ann.locator(REFRESH)).to_have_count(0)
+
+    # What the meta refresh would do after 15 s.
+    bob.reload()
+    expect_status(bob, "offered")
+    expect(bob.locator(REFRESH)).to_have_count(1)
+    expect(bob.get_by_role("button", name="Buy now — £12.50")).to_be_visible()
+
+    post_and_follow(bob, "Release")
+    expect_status(bob, "expired")
+    expect(bob.locator(REFRESH)).to_have_count(0)
+    expect(bob.get_by_role("button", name="Buy ticket")).to_be_visible()
+
+
+def test_screenshots_of_every_state_on_a_phone(live_server, new_context, screenshot):
+    event_id = make_event(live_server, capacity=1)
+    url = event_url(live_server, event_id)
+    holder = buyer_page(live_server, new_context, "holder")
+    page = buyer_page(live_server, new_context, "phone", viewport=PHONE)
+
+    page.goto(url)
+    expect_status(page, "none")
+    screenshot(page, "live-queue-360x740-none")
+
+    holder.goto(url)
+    holder.get_by_role("button", name="Buy ticket").click()
+    expect_status(holder, "offered")
+
+    page.reload()
+    page.get_by_role("button", name="Join the waiting list").click()
+    expect_status(page, "waiting")
+    screenshot(page, "live-queue-360x740-waiting")
+
+    holder.get_by_role("button", name="Release").click()
+    expect_status(page, "offered")
+    expect(page.locator(".countdown")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    screenshot(page, "live-queue-360x740-offered")
+
+    page.get_by_role("button", name="Release").click()
+    expect_status(page, "expired")
+    screenshot(page, "live-queue-360x740-expired")
+
+    page.get_by_role("button", name="Buy ticket").click()
+    expect_status(page, "offered")
+    complete_purchase(live_server, event_id=event_id, page=page)
+    expect_status(page, "purchased")  # the poll brings it in
+    expect(page.get_by_role("link", name="View your ticket")).to_be_visible()
+    screenshot(page, "live-queue-360x740-purchased")
+    for shot in ("none", "waiting", "offered", "expired", "purchased"):
+        assert page.viewport_size == PHONE, shot
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_polling_stops_once_the_status_is_final(live_server, new_context):
+    event_id = make_event(live_server, capacity=1)
+    page = buyer_page(live_server, new_context, "buyer")
+    page.goto(event_url(live_server, event_id))
+    page.get_by_role("button", name="Buy ticket").click()
+    expect_status(page, "offered")
+    widget = page.locator("#event-status")
+    expect(widget).to_have_attribute("hx-trigger", re.compile(r"^every 2s"))
+
+    complete_purchase(live_server, event_id=event_id, page=page)
+    expect_status(page, "purchased")
+    expect(widget).not_to_have_attribute("hx-trigger", re.compile(".*"))
+    polls = status_requests(page)
+    page.wait_for_timeout(3_000)
+    assert polls == [], "a purchased ticket's page kept polling"
+
+    # A fresh load of the final state renders no poll either.
+    page.reload()
+    expect_status(page, "purchased")
+    expect(widget).not_to_have_attribute("hx-trigger", re.compile(".*"))
+
+
+def test_polling_stops_when_the_event_is_cancelled_or_past(live_server, new_context):
+    cancelled = make_event(live_server, capacity=1)
+    past = make_event(live_server, capacity=1)
+    holder = buyer_page(live_server, new_context, "holder")
+    holder.goto(event_url(live_server, cancelled))
+    holder.get_by_role("button", name="Buy ticket").click()
+    expect_status(holder, "offered")
+    page = buyer_page(live_server, new_context, "waiter")
+    page.goto(event_url(live_server, cancelled))
+    page.get_by_role("button", name="Join the waiting list").click()
+    expect_status(page, "waiting")
+    widget = page.locator("#event-status")
+    expect(widget).to_have_attribute("hx-trigger", re.compile(r"^every 2s"))
+    mark_page(page)
+
+    live_server.python(f"""
+        from datetime import datetime, timezone
+        from models import Event
+        from services import events
+        event = db.session.get(Event, {cancelled})
+        events.cancel_event(event_id=event.id, organizer_id=event.organizer_id,
+                            now=datetime.now(timezone.utc))
+        # And the other event's start slips into the past.
+        from datetime import timedelta
+        other = db.session.get(Event, {past})
+        other.starts_at = datetime.now(timezone.utc) - timedelta(hours=1)
+        db.session.commit()
+    """)
+    expect(queue_status(page)).to_contain_text("This event was cancelled.", timeout=LIVE)
+    expect(widget).not_to_have_attribute("hx-trigger", re.compile(".*"))
+    assert_not_reloaded(page)
+    polls = status_requests(page)
+    page.wait_for_timeout(3_000)
+    assert polls == [], "a cancelled event's page kept polling"
+
+    page.goto(event_url(live_server, past))
+    expect(queue_status(page)).to_contain_text("This event has already taken place.")
+    expect(widget).not_to_have_attribute("hx-trigger", re.compile(".*"))
+    expect(widget.get_by_role("button")).to_have_count(0)
+
+
+def test_an_unchanged_status_is_revalidated_not_re_rendered(live_server, new_context):
+    event_id = make_event(live_server, capacity=1)
+    holder = buyer_page(live_server, new_context, "holder")
+    holder.goto(event_url(live_server, event_id))
+    holder.get_by_role("button", name="Buy ticket").click()
+    expect_status(holder, "offered")
+
+    page = buyer_page(live_server, new_context, "waiter")
+    page.goto(event_url(live_server, event_id))
+    page.get_by_role("button", name="Join the waiting list").click()
+    expect_status(page, "waiting")
+    swaps = []
+    page.on("response", lambda r: swaps.append(r)
+            if re.search(r"/events/\d+/status$", r.url) else None)
+    page.evaluate("document.getElementById('event-status').__stash = 'same node'")
+
+    page.wait_for_timeout(5_000)  # two polls or more, nothing changes meanwhile
+    assert len(swaps) >= 2, f"expected polls every 2 s, saw {len(swaps)}"
+    assert page.evaluate("document.getElementById('event-status').__stash") == "same node", \
+        "an unchanged status was swapped in again"
+    # After the first poll the browser revalidates with the ETag; the server answers 304.
+    later = swaps[1:]
+    sent = [r.request.all_headers().get("if-none-match") for r in later]
+    assert all(sent), f"polls without If-None-Match: {sent}"
+    assert {r.status for r in later} == {304}, [r.status for r in later]
+
+    # A real change still comes through, as a new node.
+    holder.get_by_role("button", name="Release").click()
+    expect_status(page, "offered")
+    assert page.evaluate("document.getElementById('event-status').__stash") is None

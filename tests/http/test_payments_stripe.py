@@ -1,0 +1,225 @@
+"""The Stripe gateway against a Stripe-compatible server (``support/fake_stripe.py``): what
+Ticket Hub sends Stripe, and Stripe-signed webhooks through ``/webhooks/stripe``."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from extensions import db
+from models import CheckoutSession, Ticket, User
+from services import payments
+from tests.conftest import _make_app, build_test_config, make_event, make_user
+from tests.support.fake_stripe import start_fake_stripe
+from tests.support.invariants import assert_queue_invariants
+
+SECRET = "whsec_test_contract"
+
+
+@pytest.fixture
+def stripe_server():
+    state, server = start_fake_stripe()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def app(tmp_path, stripe_server):
+    app = _make_app(build_test_config(
+        tmp_path, PAYMENTS="stripe", STRIPE_SECRET_KEY="sk_test_contract",
+        STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_API_BASE=stripe_server.url,
+        STRIPE_MAX_NETWORK_RETRIES=0, PLATFORM_FEE_PERCENT=1.0,
+    ))
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+def webhook(client, kind: str, obj: dict, event_id: str | None = None):
+    payload = json.dumps({"id": event_id or f"evt_{time.time_ns()}", "object": "event",
+                          "type": kind, "data": {"object": obj}})
+    signature = payments.sign_webhook(payload, secret=SECRET)
+    return client.post("/webhooks/stripe", data=payload,
+                       headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
+
+
+@pytest.fixture
+def connected_organizer(client, auth, stripe_server):
+    """An organizer who went through Connect onboarding and can take charges."""
+    organizer = make_user(name="Olga")
+    auth.login(organizer)
+    response = client.post("/seller/connect")
+    db.session.expire_all()
+    account_id = db.session.get(User, organizer.id).stripe_connect_id
+    assert response.headers["Location"] == f"https://connect.stripe.test/setup/{account_id}"
+    webhook(client, "account.updated", stripe_server.enable_charges(account_id))
+    auth.logout()
+    return db.session.get(User, organizer.id)
+
+
+def test_a_paid_event_waits_for_stripe_connect_onboarding(client, auth, stripe_server):
+    organizer = make_user()
+    auth.login(organizer)
+    form = {"name": "Gig", "description": "", "location": "Leeds",
+            "event_date": "2031-05-01T19:00", "total_tickets": "10"}
+    refused = client.post("/seller/events/new", data={**form, "price": "12.50"})
+    assert refused.status_code == 422
+    assert "Set up payouts with Stripe" in refused.get_data(as_text=True)
+    assert client.post("/seller/events/new", data={**form, "price": "0"}).status_code == 303
+
+    assert client.post("/seller/connect").status_code == 303
+    account = stripe_server.calls("/v1/accounts")[0].params
+    assert (account["type"], account["country"], account["email"]) == (
+        "express", "GB", organizer.email)
+    page = client.get("/seller/connect").get_data(as_text=True)
+    assert 'data-charges-enabled="false"' in page and "external_account" in page
+
+    account_id = db.session.get(User, organizer.id).stripe_connect_id
+    assert webhook(client, "account.updated", stripe_server.enable_charges(account_id)).status_code == 200
+    assert client.post("/seller/events/new", data={**form, "price": "12.50"}).status_code == 303
+
+
+def test_checkout_asks_stripe_for_a_manual_capture_destination_charge(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=2, price_pence=1250)
+    buyer = make_user()
+    auth.login(buyer)
+    client.post(f"/events/{event.id}/join")
+    before = datetime.now(timezone.utc).timestamp()
+    response = client.post(f"/events/{event.id}/checkout")
+    session = CheckoutSession.query.one()
+    assert response.headers["Location"] == session.url
+    call = stripe_server.calls("/v1/checkout/sessions")[0]
+    sent = call.params
+    assert sent["payment_intent_data[capture_method]"] == "manual"
+    assert sent["payment_intent_data[application_fee_amount]"] == "13"  # 1% of £12.50, half up
+    assert sent["payment_intent_data[transfer_data][destination]"] == connected_organizer.stripe_connect_id
+    assert sent["line_items[0][price_data][currency]"] == "gbp"
+    assert sent["line_items[0][price_data][unit_amount]"] == "1250"
+    assert sent["metadata[entry_id]"] == str(session.entry_id)
+    assert sent["metadata[user_id]"] == str(buyer.id)
+    assert int(sent["expires_at"]) >= before + 30 * 60
+    assert "{CHECKOUT_SESSION_ID}" in sent["success_url"]
+    assert call.headers["Idempotency-Key"] == f"checkout-entry-{session.entry_id}"
+    assert call.headers["Authorization"] == "Bearer sk_test_contract"
+
+
+def buy_through_stripe(client, auth, stripe_server, event, buyer) -> CheckoutSession:
+    auth.login(buyer)
+    client.post(f"/events/{event.id}/join")
+    client.post(f"/events/{event.id}/checkout")
+    session = CheckoutSession.query.filter_by(user_id=buyer.id).one()
+    stripe_server.authorize(session.id)
+    return session
+
+
+def test_a_signed_completion_issues_the_ticket_then_captures(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    buyer = make_user()
+    session = buy_through_stripe(client, auth, stripe_server, event, buyer)
+    obj = stripe_server.sessions[session.id]
+    assert webhook(client, "checkout.session.completed", obj).status_code == 200
+    ticket = Ticket.query.one()
+    assert (ticket.user_id, ticket.payment_reference, ticket.amount_pence) == (
+        buyer.id, obj["payment_intent"], 1250)
+    assert stripe_server.intents[obj["payment_intent"]]["status"] == "succeeded"
+    assert len(stripe_server.calls("/capture")) == 1
+    # Stripe retries the same delivery: nothing more happens.
+    assert webhook(client, "checkout.session.completed", obj).status_code == 200
+    assert len(stripe_server.calls("/capture")) == 1
+    assert Ticket.query.count() == 1
+    assert_queue_invariants(event.id)
+
+
+def test_an_offer_released_before_payment_expires_its_session_and_a_late_payment_is_not_taken(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    buyer, other = make_user(), make_user()
+    session = buy_through_stripe(client, auth, stripe_server, event, buyer)
+    auth.logout()
+    auth.login(other)
+    client.post(f"/events/{event.id}/join")
+    auth.logout()
+    auth.login(buyer)
+    client.post(f"/events/{event.id}/release")  # the offer passes to the other buyer
+    # Our task tried to expire the session, but the buyer had already paid at Stripe.
+    assert len(stripe_server.calls(f"/v1/checkout/sessions/{session.id}/expire")) == 1
+    obj = stripe_server.sessions[session.id]
+    webhook(client, "checkout.session.completed", obj)
+    assert stripe_server.intents[obj["payment_intent"]]["status"] == "canceled"
+    assert CheckoutSession.query.one().status == "not_charged"
+    assert Ticket.query.count() == 0
+    assert_queue_invariants(event.id)
+
+
+def test_an_open_session_is_expired_when_the_offer_ends(client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    buyer = make_user()
+    auth.login(buyer)
+    client.post(f"/events/{event.id}/join")
+    client.post(f"/events/{event.id}/checkout")
+    client.post(f"/events/{event.id}/release")
+    session = CheckoutSession.query.one()
+    assert session.status == "expired"
+    assert stripe_server.sessions[session.id]["status"] == "expired"
+
+
+def test_when_the_authorisation_is_gone_no_ticket_is_issued(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    obj = stripe_server.sessions[session.id]
+    stripe_server.intents[obj["payment_intent"]]["status"] = "canceled"  # auth lapsed at Stripe
+    stripe_server.fail_next["/capture"] = (400, "invalid_request_error")
+    webhook(client, "checkout.session.completed", obj)
+    assert CheckoutSession.query.one().status == "not_charged"
+    assert Ticket.query.one().status == "cancelled"
+    assert_queue_invariants(event.id)
+
+
+def test_refunds_reverse_the_transfer_and_the_fee(client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    webhook(client, "checkout.session.completed", stripe_server.sessions[session.id])
+    ticket = Ticket.query.one()
+    auth.logout()
+    auth.login(connected_organizer)
+    client.post(f"/seller/tickets/{ticket.id}/refund")
+    call = stripe_server.calls("/v1/refunds")[0]
+    assert call.params["payment_intent"] == ticket.payment_reference
+    assert call.params["reverse_transfer"] == "true"
+    assert call.params["refund_application_fee"] == "true"
+    assert call.headers["Idempotency-Key"] == f"refund-ticket-{ticket.id}"
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).refund_reference.startswith("re_")
+
+
+def test_a_refund_made_in_the_stripe_dashboard_frees_the_seat(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    webhook(client, "checkout.session.completed", stripe_server.sessions[session.id])
+    ticket = Ticket.query.one()
+    charge = {"id": "ch_1", "object": "charge", "payment_intent": ticket.payment_reference,
+              "refunded": True, "amount_refunded": 1250}
+    assert webhook(client, "charge.refunded", charge).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).status == "refunded"
+    assert assert_queue_invariants(event.id)["sold"] == 0
+
+
+def test_stripe_being_down_at_checkout_is_a_clear_message(client, auth, stripe_server,
+                                                          connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    auth.login(make_user())
+    client.post(f"/events/{event.id}/join")
+    stripe_server.fail_next["/v1/checkout/sessions"] = (500, "api_error")
+    response = client.post(f"/events/{event.id}/checkout")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "payment service isn&#39;t answering" in page
+    assert CheckoutSession.query.count() == 0
