@@ -102,6 +102,15 @@ def load_config(environ=os.environ) -> dict:
         "LOGIN_LIMIT_PER_IP": environ.get("LOGIN_LIMIT_PER_IP") or "20 per 5 minutes",
         "LOGIN_LIMIT_PER_EMAIL": environ.get("LOGIN_LIMIT_PER_EMAIL") or "5 per 5 minutes",
         "UPLOAD_FOLDER": str(folder / "uploads"),
+        # Links in emails, which workers send outside any request.
+        "BASE_URL": environ.get("BASE_URL")
+        or f"http://{environ.get('HOST') or '127.0.0.1'}:{environ.get('PORT') or '5000'}",
+        "MAIL_SERVER": environ.get("MAIL_SERVER") or None,
+        "MAIL_PORT": _int(environ, "MAIL_PORT", 587),
+        "MAIL_USE_TLS": (environ.get("MAIL_USE_TLS") or "true").lower() in ("1", "true", "yes"),
+        "MAIL_USERNAME": environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": environ.get("MAIL_PASSWORD") or None,
+        "MAIL_FROM": environ.get("MAIL_FROM") or "Ticket Hub <no-reply@tickethub.invalid>",
         "MAX_IMAGE_BYTES": 5 * 1024 * 1024,
         # The whole request may carry the image plus the other fields.
         "MAX_CONTENT_LENGTH": 5 * 1024 * 1024 + 256 * 1024,

@@ -316,3 +316,36 @@ class LocalPayment(db.Model):
     status: Mapped[str] = mapped_column(String(20), default="requires_capture")
     refunded_pence: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditAction:
+    JOINED = "joined"
+    OFFERED = "offered"
+    RELEASED = "released"  # declined an offer
+    LEFT = "left"  # left the queue while waiting
+    EXPIRED = "expired"
+    PURCHASED = "purchased"
+    REFUNDED = "refunded"
+    VOIDED = "voided"  # payment could not be taken; ticket cancelled
+    CHECKED_IN = "checked_in"
+    EVENT_CANCELLED = "event_cancelled"
+
+
+class AuditEntry(db.Model):
+    """One state transition of a waiting-list entry or ticket: when, who, why."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_event_time", "event_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # whose entry/ticket
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: the system
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("waiting_list_entries.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    subject: Mapped[User | None] = relationship(foreign_keys=[subject_id])
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])

@@ -101,6 +101,15 @@ def send_refund(ticket_id: int) -> None:
     purchases.send_refund(ticket_id=ticket_id, now=_now())
 
 
+@huey.task(retries=5, retry_delay=60)
+@in_app_context
+def send_notification(kind: str, object_id: int) -> str:
+    """Email someone about their offer or ticket; retried when the mail server fails."""
+    from services import notifications
+
+    return notifications.send(kind, object_id)
+
+
 @huey.periodic_task(crontab(minute="*"))
 def heartbeat() -> None:
     """Lets /healthz tell whether a consumer is running."""

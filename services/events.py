@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from extensions import db
-from models import Event, Ticket, User
+from models import AuditEntry, Event, Ticket, User
 from services import Forbidden, NotFound, ServiceError, images, queue
 
 MAX_NAME = 120
@@ -203,7 +203,7 @@ def cancel_event(*, event_id: int, organizer_id: int, now: datetime) -> Event:
         if event.is_cancelled:
             raise EventError("This event is already cancelled.")
         event.cancelled_at = now
-        refunded = queue.close_queue(event, now=now)
+        refunded = queue.close_queue(event, now=now, actor_id=organizer_id)
     purchases.schedule_refunds(refunded)
     return event
 
@@ -212,4 +212,12 @@ def tickets_of_event(event_id: int) -> list[Ticket]:
     """Every ticket of an event, newest first (for its organizer)."""
     return list(db.session.scalars(
         select(Ticket).where(Ticket.event_id == event_id).order_by(Ticket.id.desc())
+    ))
+
+
+def audit_trail(event_id: int, *, limit: int = 200) -> list[AuditEntry]:
+    """The event's latest queue and ticket transitions, newest first."""
+    return list(db.session.scalars(
+        select(AuditEntry).where(AuditEntry.event_id == event_id)
+        .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit)
     ))

@@ -183,7 +183,7 @@ def refund_ticket(*, ticket_id: int, organizer_id: int, now: datetime) -> Ticket
     ticket = db.session.get(Ticket, ticket_id)
     if ticket is None or ticket.event.organizer_id != organizer_id:
         raise NotFound("We couldn't find that ticket.")
-    ticket = queue.refund_ticket_seat(ticket_id=ticket_id, now=now)
+    ticket = queue.refund_ticket_seat(ticket_id=ticket_id, now=now, actor_id=organizer_id)
     schedule_refunds([ticket.id])
     return ticket
 
@@ -256,7 +256,8 @@ def _refunded_at_stripe(charge: dict, *, now: datetime) -> None:
     if ticket is None or not charge.get("refunded"):
         return
     if ticket.status in TicketStatus.LIVE:
-        ticket = queue.refund_ticket_seat(ticket_id=ticket.id, now=now)
+        ticket = queue.refund_ticket_seat(ticket_id=ticket.id, now=now,
+                                          reason="refunded in the Stripe dashboard")
     if ticket.refund_settled_at is None:
         ticket = db.session.get(Ticket, ticket.id)
         ticket.refund_settled_at = now

@@ -39,7 +39,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from extensions import db
-from models import EndReason, EntryStatus, Event, Ticket, TicketStatus, WaitingListEntry
+from models import (
+    AuditAction, AuditEntry, EndReason, EntryStatus, Event, Ticket, TicketStatus, WaitingListEntry,
+)
 from services import Busy, Forbidden, NotFound, ServiceError
 
 log = logging.getLogger(__name__)
@@ -107,8 +109,7 @@ class transition:
 
     def __enter__(self) -> Event:
         self.event = _lock(self.event_id)
-        _pending_offers(self.event).clear()
-        _ended_offers(self.event).clear()
+        _outbox(self.event).clear()
         self.expired = _expire_due(self.event, now=self.now)
         return self.event
 
@@ -116,8 +117,7 @@ class transition:
         if exc_type is not None:
             db.session.rollback()
             return False
-        offers = list(_pending_offers(self.event))
-        ended = list(_ended_offers(self.event))
+        outbox = list(_outbox(self.event))
         try:
             db.session.commit()
         except OperationalError as error:
@@ -125,33 +125,59 @@ class transition:
             if _is_lock_timeout(error):
                 raise Busy() from error
             raise
-        _after_commit(offers, ended)
+        _after_commit(outbox)
         return False
 
 
-def _pending_offers(event: Event) -> list[tuple[int, datetime]]:
-    return db.session.info.setdefault(("offers", event.id), [])
+def _outbox(event: Event) -> list[dict]:
+    """What the open transition must set off once it has committed."""
+    return db.session.info.setdefault(("outbox", event.id), [])
 
 
-def _ended_offers(event: Event) -> list[int]:
-    return db.session.info.setdefault(("ended", event.id), [])
+def _note(event: Event, action: str, *, now: datetime, subject_id: int | None,
+          actor_id: int | None = None, entry: WaitingListEntry | None = None,
+          ticket: Ticket | None = None, reason: str = "") -> None:
+    """Record a transition in the audit trail (same transaction) and in the outbox."""
+    db.session.add(AuditEntry(
+        event_id=event.id, action=action, subject_id=subject_id, actor_id=actor_id,
+        entry_id=entry.id if entry else None, ticket_id=ticket.id if ticket else None,
+        reason=reason, created_at=now,
+    ))
+    _outbox(event).append({
+        "action": action, "entry_id": entry.id if entry else None,
+        "ticket_id": ticket.id if ticket else None,
+        "expires_at": entry.offer_expires_at if entry is not None else None,
+    })
 
 
-def _after_commit(offers: list[tuple[int, datetime]], ended: list[int]) -> None:
-    """Schedule each new offer's expiry at its deadline (the seed's ``runAfter``), and close
-    the payment page of each offer that ended unpaid."""
-    if not offers and not ended:
+def _after_commit(outbox: list[dict]) -> None:
+    """Set off what committed transitions cause: each new offer's expiry at its deadline
+    (the seed's ``runAfter``), closing the payment page of offers that ended unpaid, and
+    the emails. A failure here never undoes the transition: the minute sweep and the
+    retried tasks are the safety nets."""
+    if not outbox:
         return
     import tasks  # tasks imports services; import here to keep the layers one-way
-    from services import purchases
+    from services import notifications, purchases
 
-    for entry_id, expires_at in offers:
+    ended = []
+    for item in outbox:
+        action = item["action"]
         try:
-            tasks.expire_offer_at_deadline.schedule(args=(entry_id,), eta=expires_at)
-        except Exception:  # the minute sweep is the safety net when the queue is down
-            log.exception("could not schedule expiry of entry %s", entry_id)
-    for entry_id in purchases.open_sessions_of_entries(ended):
-        tasks.close_checkout(entry_id)
+            if action == AuditAction.OFFERED:
+                tasks.expire_offer_at_deadline.schedule(
+                    args=(item["entry_id"],), eta=item["expires_at"])
+            elif action in (AuditAction.EXPIRED, AuditAction.RELEASED,
+                            AuditAction.EVENT_CANCELLED) and item["entry_id"]:
+                ended.append(item["entry_id"])
+            notifications.notify(action, entry_id=item["entry_id"], ticket_id=item["ticket_id"])
+        except Exception:
+            log.exception("could not set off %s", item)
+    try:
+        for entry_id in purchases.open_sessions_of_entries(ended):
+            tasks.close_checkout(entry_id)
+    except Exception:
+        log.exception("could not close checkouts of entries %s", ended)
 
 
 # --------------------------------------------------------------------------- reads
@@ -350,17 +376,27 @@ def _expire_due(event: Event, *, now: datetime) -> list[WaitingListEntry]:
     return due
 
 
-def _end(event: Event, entry: WaitingListEntry, reason: str, *, now: datetime) -> None:
+_END_ACTIONS = {
+    EndReason.OFFER_EXPIRED: AuditAction.EXPIRED,
+    EndReason.DECLINED: AuditAction.RELEASED,
+    EndReason.LEFT: AuditAction.LEFT,
+    EndReason.EVENT_CANCELLED: AuditAction.EVENT_CANCELLED,
+}
+
+
+def _end(event: Event, entry: WaitingListEntry, reason: str, *, now: datetime,
+         actor_id: int | None = None) -> None:
     if entry.status == EntryStatus.OFFERED:
         event.offered_count -= 1
-        if reason != EndReason.PURCHASED:
-            _ended_offers(event).append(entry.id)
     elif entry.status == EntryStatus.WAITING:
         event.waiting_count -= 1
     entry.status = EntryStatus.PURCHASED if reason == EndReason.PURCHASED else EntryStatus.EXPIRED
     entry.end_reason = reason
     entry.ended_at = now
     event.queue_version += 1
+    if reason in _END_ACTIONS:
+        _note(event, _END_ACTIONS[reason], now=now, subject_id=entry.user_id,
+              actor_id=actor_id, entry=entry, reason=reason.replace("_", " "))
 
 
 def _free_tickets(event: Event) -> int:
@@ -385,7 +421,8 @@ def offer_next(event: Event, *, now: datetime) -> list[WaitingListEntry]:
         entry.offer_expires_at = expires_at
         event.waiting_count -= 1
         event.offered_count += 1
-        _pending_offers(event).append((entry.id, expires_at))
+        _note(event, AuditAction.OFFERED, now=now, subject_id=entry.user_id, entry=entry,
+              reason="a ticket came free; next in line")
     if waiters:
         event.queue_version += 1
     return waiters
@@ -421,8 +458,10 @@ def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntr
             db.session.flush()
         except IntegrityError as error:  # the database's own guard; the lock should prevent it
             raise QueueError("You're already in the waiting list for this event.") from error
+        _note(event, AuditAction.JOINED, now=now, subject_id=user_id, actor_id=user_id, entry=entry)
         if entry.status == EntryStatus.OFFERED:
-            _pending_offers(event).append((entry.id, entry.offer_expires_at))
+            _note(event, AuditAction.OFFERED, now=now, subject_id=user_id, entry=entry,
+                  reason="a ticket was free on joining")
     return entry
 
 
@@ -433,7 +472,7 @@ def release(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
         if entry is None:
             raise QueueError("You're not in the waiting list for this event (any more).")
         reason = EndReason.DECLINED if entry.status == EntryStatus.OFFERED else EndReason.LEFT
-        _end(event, entry, reason, now=now)
+        _end(event, entry, reason, now=now, actor_id=user_id)
         offer_next(event, now=now)
     return entry
 
@@ -528,6 +567,9 @@ def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
             event.sold_count += 1
             event.queue_version += 1
             db.session.flush()
+            _note(event, AuditAction.PURCHASED, now=now, subject_id=user_id, actor_id=user_id,
+                  entry=entry, ticket=ticket,
+                  reason=f"payment {payment_reference}" if amount_pence else "free ticket")
             offer_next(event, now=now)
     except IntegrityError:
         db.session.rollback()
@@ -560,13 +602,17 @@ def _active_entry(event_id: int, user_id: int) -> WaitingListEntry | None:
     )
 
 
-def _free_seat(event: Event, ticket: Ticket, status: str, *, now: datetime) -> None:
+def _free_seat(event: Event, ticket: Ticket, status: str, *, now: datetime,
+               actor_id: int | None = None, reason: str = "") -> None:
     if ticket.status in TicketStatus.LIVE:
         event.sold_count -= 1
         event.queue_version += 1
     ticket.status = status
     if status == TicketStatus.REFUNDED:
         ticket.refunded_at = now
+    action = AuditAction.REFUNDED if status == TicketStatus.REFUNDED else AuditAction.VOIDED
+    _note(event, action, now=now, subject_id=ticket.user_id, actor_id=actor_id, ticket=ticket,
+          reason=reason)
 
 
 def void_ticket(*, ticket_id: int, now: datetime) -> Ticket:
@@ -574,12 +620,14 @@ def void_ticket(*, ticket_id: int, now: datetime) -> Ticket:
     event_id = db.session.get(Ticket, ticket_id).event_id
     with transition(event_id, now=now) as event:
         ticket = db.session.get(Ticket, ticket_id, populate_existing=True)
-        _free_seat(event, ticket, TicketStatus.CANCELLED, now=now)
+        _free_seat(event, ticket, TicketStatus.CANCELLED, now=now,
+                   reason="the payment could not be taken")
         offer_next(event, now=now)
     return ticket
 
 
-def refund_ticket_seat(*, ticket_id: int, now: datetime) -> Ticket:
+def refund_ticket_seat(*, ticket_id: int, now: datetime, actor_id: int | None = None,
+                       reason: str = "refunded by the organizer") -> Ticket:
     """Mark a valid ticket refunded and pass its seat on (the money is the caller's part)."""
     event_id = db.session.get(Ticket, ticket_id).event_id
     with transition(event_id, now=now) as event:
@@ -588,7 +636,7 @@ def refund_ticket_seat(*, ticket_id: int, now: datetime) -> Ticket:
             raise QueueError("This ticket was already used at the door.")
         if ticket.status != TicketStatus.VALID:
             raise QueueError("This ticket is already refunded or cancelled.")
-        _free_seat(event, ticket, TicketStatus.REFUNDED, now=now)
+        _free_seat(event, ticket, TicketStatus.REFUNDED, now=now, actor_id=actor_id, reason=reason)
         offer_next(event, now=now)
     return ticket
 
@@ -597,7 +645,7 @@ def _ticket_for_payment(payment_reference: str) -> Ticket | None:
     return db.session.scalar(select(Ticket).where(Ticket.payment_reference == payment_reference))
 
 
-def close_queue(event: Event, *, now: datetime) -> list[int]:
+def close_queue(event: Event, *, now: datetime, actor_id: int | None = None) -> list[int]:
     """A cancelled event: end every waiting and offered entry and refund every live ticket
     (caller holds the lock). Returns the refunded tickets' ids; the money is the caller's."""
     active = list(db.session.scalars(
@@ -607,10 +655,11 @@ def close_queue(event: Event, *, now: datetime) -> list[int]:
         )
     ))
     for entry in active:
-        _end(event, entry, EndReason.EVENT_CANCELLED, now=now)
+        _end(event, entry, EndReason.EVENT_CANCELLED, now=now, actor_id=actor_id)
     tickets = list(db.session.scalars(
         select(Ticket).where(Ticket.event_id == event.id, Ticket.status.in_(TicketStatus.LIVE))
     ))
     for ticket in tickets:
-        _free_seat(event, ticket, TicketStatus.REFUNDED, now=now)
+        _free_seat(event, ticket, TicketStatus.REFUNDED, now=now, actor_id=actor_id,
+                   reason="event cancelled")
     return [ticket.id for ticket in tickets]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import segno
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import OperationalError
 
 from extensions import db
 from models import Event, Ticket, TicketStatus
-from services import NotFound, ServiceError
+from services import Busy, NotFound, ServiceError
 
 
 class TokenError(ServiceError):
@@ -63,3 +65,102 @@ def tickets_of(*, user_id: int, now: datetime) -> dict[str, list[Ticket]]:
         else:
             groups["upcoming"].append(ticket)
     return groups
+
+
+# ------------------------------------------------------------------ the door
+
+
+class CheckInOutcome:
+    ADMITTED = "admitted"
+    ALREADY_USED = "already_used"
+    REFUNDED = "refunded"  # refunded or cancelled: the ticket admits nobody
+    WRONG_EVENT = "wrong_event"
+    INVALID = "invalid"  # forged, altered, truncated or unreadable
+    ALL = (ADMITTED, ALREADY_USED, REFUNDED, WRONG_EVENT, INVALID)
+
+
+@dataclass(frozen=True)
+class DoorTally:
+    """How many of an event's live tickets have been checked in."""
+
+    checked_in: int
+    live: int
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """What the door sees after one scan: the outcome, why, and the running tally."""
+
+    outcome: str
+    message: str
+    tally: DoorTally
+    ticket: Ticket | None = None
+
+    @property
+    def admitted(self) -> bool:
+        return self.outcome == CheckInOutcome.ADMITTED
+
+
+def door_tally(event_id: int) -> DoorTally:
+    """Checked-in and live (valid or used) tickets of an event, in one aggregate query."""
+    checked_in, live = db.session.execute(
+        select(
+            func.coalesce(func.sum(case((Ticket.status == TicketStatus.USED, 1), else_=0)), 0),
+            func.count(),
+        ).where(Ticket.event_id == event_id, Ticket.status.in_(TicketStatus.LIVE))
+    ).one()
+    return DoorTally(int(checked_in), int(live))
+
+
+def _is_lock_timeout(error: OperationalError) -> bool:
+    text = str(error.orig if error.orig is not None else error).lower()
+    return "locked" in text or "lock timeout" in text or "lock_timeout" in text
+
+
+def check_in(*, event_id: int, token: str, now: datetime) -> CheckIn:
+    """Admit the holder of ``token`` to event ``event_id``: a valid ticket becomes used.
+
+    Exactly once, however many phones scan the same ticket at the same moment: the
+    transition is one conditional UPDATE (``… WHERE status = 'valid'``) and only the
+    statement that changed the row admits. PostgreSQL re-checks the condition after
+    waiting for a concurrent update of the row, and SQLite runs one writer at a time.
+    No event lock is needed: a used ticket is still a live one, so no count changes.
+    The caller checks that the event is the organizer's own.
+    """
+    try:
+        ticket_id, token_event_id = read_token(token)
+    except TokenError as error:
+        return CheckIn(CheckInOutcome.INVALID, str(error), door_tally(event_id))
+    if token_event_id != event_id:
+        return CheckIn(CheckInOutcome.WRONG_EVENT, "This ticket is for a different event.",
+                       door_tally(event_id))
+    if db.session().in_transaction():
+        # The UPDATE must open its transaction: a SQLite transaction that has already
+        # read can't wait for the write lock, it fails with "database is locked".
+        db.session.rollback()
+    try:
+        changed = db.session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.event_id == event_id,
+                   Ticket.status == TicketStatus.VALID)
+            .values(status=TicketStatus.USED, checked_in_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+    except OperationalError as error:
+        db.session.rollback()
+        if _is_lock_timeout(error):
+            raise Busy() from error
+        raise
+    ticket = db.session.get(Ticket, ticket_id, populate_existing=True)
+    tally = door_tally(event_id)
+    if changed == 1:
+        return CheckIn(CheckInOutcome.ADMITTED, "Let them in.", tally, ticket)
+    if ticket is None or ticket.event_id != event_id:
+        # Signed by us, yet no such ticket here (say, a token from another installation).
+        return CheckIn(CheckInOutcome.INVALID, "We have no record of this ticket.", tally)
+    if ticket.status == TicketStatus.USED:
+        return CheckIn(CheckInOutcome.ALREADY_USED, "This ticket has already been used.",
+                       tally, ticket)
+    return CheckIn(CheckInOutcome.REFUNDED,
+                   f"This ticket was {ticket.status} and admits nobody.", tally, ticket)

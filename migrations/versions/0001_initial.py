@@ -1,9 +1,10 @@
 """Initial schema: users, events, waiting-list entries, tickets, checkout sessions,
-webhook events and the local payment ledger. Times are naive UTC; money is integer pence.
+webhook events, the local payment ledger and the audit trail. Times are naive UTC;
+money is integer pence.
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 08:32:19.880760
+Create Date: 2026-11-25 08:43:53.991737
 
 """
 from alembic import op
@@ -122,6 +123,26 @@ def upgrade():
         batch_op.create_index('ix_tickets_user', ['user_id'], unique=False)
         batch_op.create_index('uq_ticket_live_user', ['event_id', 'user_id'], unique=True, sqlite_where=sa.text("status IN ('valid', 'used')"), postgresql_where=sa.text("status IN ('valid', 'used')"))
 
+    op.create_table('audit_entries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('subject_id', sa.Integer(), nullable=True),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('entry_id', sa.Integer(), nullable=True),
+    sa.Column('ticket_id', sa.Integer(), nullable=True),
+    sa.Column('reason', sa.String(length=200), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_audit_entries_actor_id_users')),
+    sa.ForeignKeyConstraint(['entry_id'], ['waiting_list_entries.id'], name=op.f('fk_audit_entries_entry_id_waiting_list_entries')),
+    sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_audit_entries_event_id_events')),
+    sa.ForeignKeyConstraint(['subject_id'], ['users.id'], name=op.f('fk_audit_entries_subject_id_users')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_audit_entries_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries'))
+    )
+    with op.batch_alter_table('audit_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_event_time', ['event_id', 'created_at'], unique=False)
+
     op.create_table('checkout_sessions',
     sa.Column('id', sa.String(length=255), nullable=False),
     sa.Column('entry_id', sa.Integer(), nullable=False),
@@ -172,6 +193,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_checkout_sessions_event_id'))
 
     op.drop_table('checkout_sessions')
+    with op.batch_alter_table('audit_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_event_time')
+
+    op.drop_table('audit_entries')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index('uq_ticket_live_user', sqlite_where=sa.text("status IN ('valid', 'used')"), postgresql_where=sa.text("status IN ('valid', 'used')"))
         batch_op.drop_index('ix_tickets_user')
