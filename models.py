@@ -193,7 +193,7 @@ class WaitingListEntry(db.Model):
         ),
         Index("ix_entry_user_event", "user_id", "event_id"),
         # Estimated wait: how fast this event's offers have recently been ending.
-        Index("ix_entry_event_ended", "event_id", "ended_at"),
+        Index("ix_entry_offer_ended", "event_id", "ended_at", **_partial("offered_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -212,6 +212,21 @@ class WaitingListEntry(db.Model):
 
     def __repr__(self) -> str:
         return f"<Entry {self.id} event={self.event_id} user={self.user_id} {self.status}>"
+
+
+class QueueDeparture(db.Model):
+    """How many entries of each block of join order have left the active queue.
+
+    Lets a position be computed from a few rows instead of counting everyone ahead:
+    position = 1 + (entries in earlier blocks − those departed) + active ahead in my block.
+    Written only by services/queue.py, under the event's lock.
+    """
+
+    __tablename__ = "queue_departures"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    departed: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Ticket(db.Model):

@@ -27,14 +27,14 @@ from sqlalchemy import insert, select  # noqa: E402
 
 from app import create_app  # noqa: E402
 from extensions import db  # noqa: E402
-from models import Event, Ticket, TicketStatus, User, WaitingListEntry  # noqa: E402
+from models import Event, QueueDeparture, Ticket, TicketStatus, User, WaitingListEntry  # noqa: E402
 from services import queue  # noqa: E402
 from tests.support.invariants import assert_queue_invariants  # noqa: E402
 from tests.support.postgres import postgres_server  # noqa: E402
 from tests.support.workers import run_threads  # noqa: E402
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
-QUEUE_LENGTHS = (1_000, 10_000, 50_000)
+QUEUE_LENGTHS = (1_000, 10_000, 100_000)
 
 
 def make_app(url: str, folder: str):
@@ -60,24 +60,40 @@ def timed(fn, repeat: int) -> float:
 
 
 def build_queue(length: int, capacity: int = 100) -> tuple[int, int]:
-    """An event with ``capacity`` sold and ``length`` waiting (bulk insert, counters set)."""
+    """An event with ``capacity`` sold and ``length`` waiting (bulk insert, counters set),
+    plus every tenth joiner having left already, as in a real queue (departures counted)."""
     users = [{"name": f"u{i}", "email": f"u{i}-{length}@bench.example", "password_hash": "x",
               "created_at": NOW} for i in range(length + capacity + 1)]
     db.session.execute(insert(User), users)
     first = db.session.scalar(select(User.id).where(User.email == f"u0-{length}@bench.example"))
+    left = length // 10
     event = Event(organizer_id=first, name="Rush", description="", location="Here",
                   starts_at=NOW + timedelta(days=1), price_pence=1000, total_tickets=capacity,
-                  sold_count=capacity, waiting_count=length, last_seq=length)
+                  sold_count=capacity, waiting_count=length, last_seq=length + left)
     db.session.add(event)
     db.session.flush()
     db.session.execute(insert(Ticket), [
         {"event_id": event.id, "user_id": first + 1 + i, "status": TicketStatus.VALID,
          "purchased_at": NOW, "amount_pence": 1000} for i in range(capacity)])
-    db.session.execute(insert(WaitingListEntry), [
-        {"event_id": event.id, "user_id": first + 1 + capacity + i, "seq": i + 1,
-         "status": "waiting", "joined_at": NOW} for i in range(length)])
+    # Seqs 1..length+left; every 11th seq is someone who already left the queue.
+    rows, departed, user, gone_so_far = [], {}, first + 1 + capacity, 0
+    for seq in range(1, length + left + 1):
+        gone = seq % 11 == 0 and gone_so_far < left
+        gone_so_far += gone
+        rows.append({"event_id": event.id, "user_id": user if not gone else first,
+                     "seq": seq, "status": "expired" if gone else "waiting", "joined_at": NOW,
+                     "end_reason": "left" if gone else None, "ended_at": NOW if gone else None})
+        if gone:
+            block = queue._block(seq)
+            departed[block] = departed.get(block, 0) + 1
+        else:
+            user += 1
+    db.session.execute(insert(WaitingListEntry), rows)
+    db.session.execute(insert(QueueDeparture), [
+        {"event_id": event.id, "block": block, "departed": n} for block, n in departed.items()])
+    event.last_seq = len(rows)
     db.session.commit()
-    last_user = first + capacity + length
+    last_user = user - 1
     return event.id, last_user
 
 

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import EmailField, PasswordField, StringField, TextAreaField, ValidationError
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length
 
 from services import ServiceError
 
@@ -110,6 +110,13 @@ class EventForm(FlaskForm):
         if upload is None or not getattr(upload, "filename", ""):
             return None
         return upload.read()
+
+
+class CheckInForm(FlaskForm):
+    """The door: a ticket's QR code, typed, pasted, or read by a scanner or the camera."""
+
+    token = StringField("Ticket code", filters=[lambda value: value.strip() if value else value],
+                        validators=[DataRequired("Enter or scan a ticket code.")])
 
 
 def attach_error(form: FlaskForm, error: ServiceError) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
 from flask import Flask, request
@@ -45,12 +45,26 @@ def gbp(pence: int | None) -> str:
     return f"£{pounds:,}.{pennies:02d}"
 
 
+def money(pence: int | None) -> str:
+    """An amount of money, zero included: 1250 → '£12.50'; 0 → '£0.00'."""
+    if pence is None:
+        return ""
+    sign = "−" if pence < 0 else ""
+    pounds, pennies = divmod(abs(pence), 100)
+    return f"{sign}£{pounds:,}.{pennies:02d}"
+
+
 def when(moment: datetime | None) -> str:
     """'Sat 6 Dec 2026, 19:30 UTC'."""
     if moment is None:
         return ""
     moment = moment.astimezone(timezone.utc)
     return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def day_label(day: date) -> str:
+    """'6 Dec 2026'."""
+    return f"{day.day} {day:%b %Y}"
 
 
 def iso_utc(moment: datetime | None) -> str:
@@ -61,6 +75,8 @@ def iso_utc(moment: datetime | None) -> str:
 
 def register_filters(app: Flask) -> None:
     app.add_template_filter(gbp, "gbp")
+    app.add_template_filter(money, "money")
     app.add_template_filter(when, "when")
     app.add_template_filter(iso_utc, "iso_utc")
+    app.add_template_filter(day_label, "day_label")
     app.jinja_env.globals["now"] = now

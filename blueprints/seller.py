@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template,
+    url_for,
+)
 from flask_login import current_user, login_required
 
-from blueprints.forms import EVENT_DATE_FORMAT, EventForm, attach_error
-from blueprints.helpers import now
-from services import Forbidden, NotFound, ServiceError, events, purchases, queue
+from blueprints import charts
+from blueprints.forms import EVENT_DATE_FORMAT, CheckInForm, EventForm, attach_error
+from blueprints.helpers import now, wants_fragment
+from services import Forbidden, NotFound, ServiceError, events, purchases, reports, tickets
 from services.payments import PaymentError
 from services.events import EventDetails
 
@@ -32,8 +36,8 @@ def _owned_event_or_abort(event_id: int):
 @bp.get("")
 def dashboard():
     moment = now()
-    rows = [(event, queue.availability(event, now=moment)) for event in events.events_of(current_user.id)]
-    return render_template("seller/dashboard.html", rows=rows, now=moment)
+    return render_template("seller/dashboard.html", now=moment,
+                           rows=reports.organizer_figures(current_user.id, now=moment))
 
 
 def _details(form: EventForm) -> EventDetails:
@@ -98,10 +102,43 @@ def edit_event(event_id: int):
 def event_detail(event_id: int):
     event = _owned_event_or_abort(event_id)
     moment = now()
+    sales = reports.daily_sales(event.id)
     return render_template(
-        "seller/event.html", event=event, availability=queue.availability(event, now=moment),
+        "seller/event.html", event=event, figures=reports.event_figures(event, now=moment),
+        sales=sales, chart=charts.sales_chart(sales),
         tickets=events.tickets_of_event(event.id), is_past=event.is_past(moment),
     )
+
+
+@bp.route("/events/<int:event_id>/checkin", methods=["GET", "POST"])
+def checkin(event_id: int):
+    """The door: check tickets in by their QR token (a page, or the result fragment)."""
+    event = _owned_event_or_abort(event_id)
+    form = CheckInForm()
+    result, status = None, 200
+    if form.is_submitted():
+        if form.validate():
+            result = tickets.check_in(event_id=event.id, token=form.token.data, now=now())
+            form.token.data = ""  # ready for the next ticket
+        else:
+            status = 400
+    tally = result.tally if result else tickets.door_tally(event.id)
+    fragment = wants_fragment()
+    template = "seller/_checkin_result.html" if fragment else "seller/checkin.html"
+    response = make_response(render_template(
+        template, event=event, form=form, result=result, tally=tally, fragment=fragment), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/events/<int:event_id>/attendees.csv")
+def attendees_csv(event_id: int):
+    event = _owned_event_or_abort(event_id)
+    response = Response(reports.attendee_csv(event.id), mimetype="text/csv")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{reports.attendee_filename(event)}"')
+    response.headers["Cache-Control"] = "no-store"  # names and emails: keep out of caches
+    return response
 
 
 @bp.post("/events/<int:event_id>/cancel")

@@ -36,11 +36,14 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from extensions import db
 from models import (
-    AuditAction, AuditEntry, EndReason, EntryStatus, Event, Ticket, TicketStatus, WaitingListEntry,
+    AuditAction, AuditEntry, EndReason, EntryStatus, Event, QueueDeparture, Ticket, TicketStatus,
+    WaitingListEntry,
 )
 from services import Busy, Forbidden, NotFound, ServiceError
 
@@ -264,54 +267,85 @@ def live_ticket(*, event_id: int, user_id: int) -> Ticket | None:
     )
 
 
+# Join order is cut into blocks; departures are counted per block (QueueDeparture).
+POSITION_BLOCK = 1024
+
+
+def _block(seq: int) -> int:
+    return (seq - 1) // POSITION_BLOCK
+
+
 def position(entry: WaitingListEntry) -> int:
-    """1 + active entries of the event that joined before this one (an index range count)."""
-    ahead = db.session.scalar(
+    """1 + active entries of the event that joined before this one.
+
+    Everyone in earlier blocks joined before us, so they count in full less the departed
+    ones (one SUM over at most queue/1024 small rows); within our own block we count the
+    active entries ahead over the partial index (at most 1023). The cost barely grows with
+    the queue: no scan of everyone ahead.
+    """
+    block = _block(entry.seq)
+    departed_before = db.session.scalar(
+        select(func.coalesce(func.sum(QueueDeparture.departed), 0)).where(
+            QueueDeparture.event_id == entry.event_id, QueueDeparture.block < block)
+    )
+    active_in_block = db.session.scalar(
         select(func.count())
         .select_from(WaitingListEntry)
         .where(
             WaitingListEntry.event_id == entry.event_id,
             WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+            WaitingListEntry.seq > block * POSITION_BLOCK,
             WaitingListEntry.seq < entry.seq,
         )
     )
-    return ahead + 1
+    return 1 + block * POSITION_BLOCK - departed_before + active_in_block
+
+
+def _record_departure(event: Event, entry: WaitingListEntry) -> None:
+    """Count an entry leaving the active queue in its block (caller holds the lock)."""
+    table = QueueDeparture.__table__
+    dialect = db.session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(table).values(event_id=event.id, block=_block(entry.seq), departed=1)
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=[table.c.event_id, table.c.block],
+        set_={"departed": table.c.departed + 1},
+    ))
 
 
 WAIT_WINDOW = timedelta(minutes=30)
+WAIT_SAMPLE = 50
 
 
-def estimated_wait(entry: WaitingListEntry, *, now: datetime) -> tuple[int, int] | None:
+def estimated_wait(entry: WaitingListEntry, *, now: datetime, event: Event | None = None,
+                   place: int | None = None) -> tuple[int, int] | None:
     """A (low, high) range of minutes until ``entry`` is offered a ticket, or None.
 
-    Each offer that ends (bought, declined, expired) lets the next waiter in, so the rate
-    at which this event's offers ended over the last half hour is the queue's speed. No
-    estimate until at least two ended, nor for anyone not waiting.
+    Each offer that ends (bought, declined, expired) lets the next waiter in, so the pace
+    at which this event's last few offers ended (within the last half hour) is the queue's
+    speed. Reads at most ``WAIT_SAMPLE`` index rows, however busy the event. No estimate
+    until two offers have ended, nor for anyone not waiting.
     """
     if entry.status != EntryStatus.WAITING:
         return None
-    since = now - WAIT_WINDOW
-    ended = db.session.scalar(
-        select(func.count())
-        .select_from(WaitingListEntry)
+    recent = list(db.session.scalars(
+        select(WaitingListEntry.ended_at)
         .where(
             WaitingListEntry.event_id == entry.event_id,
-            WaitingListEntry.ended_at > since,
+            WaitingListEntry.ended_at > now - WAIT_WINDOW,
             WaitingListEntry.offered_at.is_not(None),
         )
-    )
-    if ended < 2:
+        .order_by(WaitingListEntry.ended_at.desc())
+        .limit(WAIT_SAMPLE)
+    ))
+    if len(recent) < 2:
         return None
-    waiting_ahead = db.session.scalar(
-        select(func.count())
-        .select_from(WaitingListEntry)
-        .where(
-            WaitingListEntry.event_id == entry.event_id,
-            WaitingListEntry.status == EntryStatus.WAITING,
-            WaitingListEntry.seq < entry.seq,
-        )
-    )
-    per_minute = ended / (WAIT_WINDOW.total_seconds() / 60)
+    span_minutes = max((now - recent[-1]).total_seconds() / 60, 1.0)
+    per_minute = len(recent) / span_minutes
+    event = event or entry.event
+    place = place or position(entry)
+    # FIFO: every live offer is ahead of every waiter, so the waiters ahead are the rest.
+    waiting_ahead = max(0, place - 1 - event.offered_count)
     minutes = (waiting_ahead + 1) / per_minute
     return max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999))
 
@@ -342,8 +376,9 @@ def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
     if entry is None:
         return QueueStatus("none")
     if entry.status == EntryStatus.WAITING:
-        return QueueStatus("waiting", entry=entry, position=position(entry),
-                           estimated_wait=estimated_wait(entry, now=now))
+        place = position(entry)
+        return QueueStatus("waiting", entry=entry, position=place,
+                           estimated_wait=estimated_wait(entry, now=now, place=place))
     if entry.status == EntryStatus.OFFERED:
         if entry.offer_expires_at > now:
             return QueueStatus(
@@ -390,6 +425,8 @@ def _end(event: Event, entry: WaitingListEntry, reason: str, *, now: datetime,
         event.offered_count -= 1
     elif entry.status == EntryStatus.WAITING:
         event.waiting_count -= 1
+    if entry.status in EntryStatus.ACTIVE:
+        _record_departure(event, entry)
     entry.status = EntryStatus.PURCHASED if reason == EndReason.PURCHASED else EntryStatus.EXPIRED
     entry.end_reason = reason
     entry.ended_at = now

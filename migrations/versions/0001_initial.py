@@ -1,10 +1,10 @@
-"""Initial schema: users, events, waiting-list entries, tickets, checkout sessions,
-webhook events, the local payment ledger and the audit trail. Times are naive UTC;
-money is integer pence.
+"""Initial schema: users, events, waiting-list entries and their departure counts,
+tickets, checkout sessions, webhook events, the local payment ledger and the audit
+trail. Times are naive UTC; money is integer pence.
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 08:43:53.991737
+Create Date: 2026-11-25 08:52:13.015195
 
 """
 from alembic import op
@@ -69,6 +69,13 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_events_organizer_id'), ['organizer_id'], unique=False)
         batch_op.create_index('ix_events_starts_at', ['starts_at'], unique=False)
 
+    op.create_table('queue_departures',
+    sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.Column('block', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('departed', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_queue_departures_event_id_events')),
+    sa.PrimaryKeyConstraint('event_id', 'block', name=op.f('pk_queue_departures'))
+    )
     op.create_table('waiting_list_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('event_id', sa.Integer(), nullable=False),
@@ -90,7 +97,7 @@ def upgrade():
     )
     with op.batch_alter_table('waiting_list_entries', schema=None) as batch_op:
         batch_op.create_index('ix_entry_active_seq', ['event_id', 'seq'], unique=False, sqlite_where=sa.text("status IN ('waiting', 'offered')"), postgresql_where=sa.text("status IN ('waiting', 'offered')"))
-        batch_op.create_index('ix_entry_event_ended', ['event_id', 'ended_at'], unique=False)
+        batch_op.create_index('ix_entry_offer_ended', ['event_id', 'ended_at'], unique=False, sqlite_where=sa.text('offered_at IS NOT NULL'), postgresql_where=sa.text('offered_at IS NOT NULL'))
         batch_op.create_index('ix_entry_offer_expiry', ['event_id', 'offer_expires_at'], unique=False, sqlite_where=sa.text("status = 'offered'"), postgresql_where=sa.text("status = 'offered'"))
         batch_op.create_index('ix_entry_user_event', ['user_id', 'event_id'], unique=False)
         batch_op.create_index('ix_entry_waiting_seq', ['event_id', 'seq'], unique=False, sqlite_where=sa.text("status = 'waiting'"), postgresql_where=sa.text("status = 'waiting'"))
@@ -208,10 +215,11 @@ def downgrade():
         batch_op.drop_index('ix_entry_waiting_seq', sqlite_where=sa.text("status = 'waiting'"), postgresql_where=sa.text("status = 'waiting'"))
         batch_op.drop_index('ix_entry_user_event')
         batch_op.drop_index('ix_entry_offer_expiry', sqlite_where=sa.text("status = 'offered'"), postgresql_where=sa.text("status = 'offered'"))
-        batch_op.drop_index('ix_entry_event_ended')
+        batch_op.drop_index('ix_entry_offer_ended', sqlite_where=sa.text('offered_at IS NOT NULL'), postgresql_where=sa.text('offered_at IS NOT NULL'))
         batch_op.drop_index('ix_entry_active_seq', sqlite_where=sa.text("status IN ('waiting', 'offered')"), postgresql_where=sa.text("status IN ('waiting', 'offered')"))
 
     op.drop_table('waiting_list_entries')
+    op.drop_table('queue_departures')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_starts_at')
         batch_op.drop_index(batch_op.f('ix_events_organizer_id'))

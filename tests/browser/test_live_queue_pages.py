@@ -12,7 +12,6 @@ Runs against the real app (gunicorn + Huey consumer, see ``conftest.py``).
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import Page, expect

@@ -39,4 +39,18 @@ def assert_queue_invariants(event_id: int) -> dict:
     if first_waiting is not None:
         skipped = [e.seq for e in entries if e.offered_at is not None and e.seq > first_waiting]
         assert not skipped, f"entries {skipped} were offered while entry {first_waiting} waits"
+    # The departure counts behind positions match the entries that left the queue.
+    from models import QueueDeparture
+    from services.queue import _block, position
+
+    departed = {}
+    for e in entries:
+        if e.status not in EntryStatus.ACTIVE:
+            departed[_block(e.seq)] = departed.get(_block(e.seq), 0) + 1
+    stored = {d.block: d.departed for d in db.session.scalars(
+        select(QueueDeparture).where(QueueDeparture.event_id == event_id)) if d.departed}
+    assert stored == departed, "departure counts drifted"
+    active = [e for e in entries if e.status in EntryStatus.ACTIVE]
+    if len(active) <= 200:  # positions are 1..N in join order, no gaps
+        assert [position(e) for e in active] == list(range(1, len(active) + 1))
     return {"sold": sold, "offered": offered, "waiting": waiting, "entries": len(entries)}

@@ -1,0 +1,35 @@
+"""Getting tickets in tests: through the site as a buyer does, or straight through the queue."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime, timezone
+
+from models import Ticket
+from services import queue
+
+
+def buy_through_the_site(client, event) -> tuple[int, str]:
+    """The signed-in buyer joins, presses "Buy now", pays on the local payment page and
+    opens their ticket. Returns the ticket's id and the QR token shown on its page."""
+    assert client.post(f"/events/{event.id}/join").status_code == 303
+    payment_page = client.post(f"/events/{event.id}/checkout").headers["Location"]
+    assert payment_page.startswith("/pay/local/")
+    assert client.post(payment_page, data={"action": "pay"}).status_code == 303
+    ticket_page = client.get("/tickets").get_data(as_text=True)
+    ticket_id = int(re.search(r'href="/tickets/(\d+)"', ticket_page).group(1))
+    shown = client.get(f"/tickets/{ticket_id}").get_data(as_text=True)
+    token = html.unescape(re.search(r'<code class="token">([^<]+)</code>', shown).group(1))
+    return ticket_id, token
+
+
+def buy_directly(event, buyer, *, at: datetime | None = None,
+                 amount_pence: int | None = None) -> Ticket:
+    """Join (offered at once) and pay, through the queue service: a valid ticket."""
+    at = at or datetime.now(timezone.utc)
+    entry = queue.join_queue(event_id=event.id, user_id=buyer.id, now=at)
+    return queue.complete_purchase(
+        entry_id=entry.id, user_id=buyer.id, payment_reference=f"pay-{entry.id}",
+        amount_pence=event.price_pence if amount_pence is None else amount_pence, now=at,
+    )
