@@ -5,6 +5,9 @@ measured in the same run.
    the seed's way (collect every entry and ticket of the event, filter in code).
 2. Status poll over HTTP: a full 200 render against the 304 an unchanged ETag costs.
 3. Join rush: threads joining one event at once; joins per second, and the invariant after.
+4. Join burst over HTTP (bench/http_rush.py): 10,000 signed-in users POST the join form
+   once each to gunicorn (one worker process as the baseline, then several + Redis), by wrk.
+5. Purchase rush over HTTP: 1,000 live offers paid at once on the local payment page.
 
 Runs on SQLite and on a throwaway PostgreSQL (when installed).
 """
@@ -208,6 +211,11 @@ def main() -> None:
     print(table("Join rush: everyone joins one event of 100 tickets at once",
                 ("database", "joins", "threads", "seconds", "joins/s", "offered / waiting",
                  "sold + offers <= capacity"), rush_rows))
+    sys.stdout.flush()
+    # 4-5. The same rush over real HTTP: gunicorn + wrk (bench/http_rush.py).
+    from bench import http_rush
+
+    http_rush.main()
 
 
 if __name__ == "__main__":

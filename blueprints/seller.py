@@ -1,4 +1,4 @@
-"""Organizers: their dashboard and the event form."""
+"""Organizers: the dashboard and figures, the event form, the door check-in, the export."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from flask_login import current_user, login_required
 from blueprints import charts
 from blueprints.forms import EVENT_DATE_FORMAT, CheckInForm, EventForm, attach_error
 from blueprints.helpers import now, wants_fragment
-from services import Forbidden, NotFound, ServiceError, events, purchases, reports, tickets
+from services import (
+    Busy, Forbidden, NotFound, ServiceError, events, purchases, reports, tickets,
+)
 from services.payments import PaymentError
 from services.events import EventDetails
 
@@ -112,27 +114,37 @@ def event_detail(event_id: int):
 
 @bp.route("/events/<int:event_id>/checkin", methods=["GET", "POST"])
 def checkin(event_id: int):
-    """The door: check tickets in by their QR token (a page, or the result fragment)."""
+    """The door: check tickets in by their QR token (a page, or the result fragment).
+
+    Unlike other forms, a check-in answers in place (200) instead of redirecting: the
+    answer is about this one scan, and sending it again can only say "already used".
+    """
     event = _owned_event_or_abort(event_id)
     form = CheckInForm()
-    result, status = None, 200
+    result, error, status = None, None, 200
     if form.is_submitted():
-        if form.validate():
-            result = tickets.check_in(event_id=event.id, token=form.token.data, now=now())
-            form.token.data = ""  # ready for the next ticket
-        else:
+        if not form.validate():
             status = 400
+        else:
+            try:
+                result = tickets.check_in(event_id=event.id, token=form.token.data, now=now())
+            except Busy as busy:  # the code stays in the field, to try again
+                error, status = str(busy), 503
+            else:
+                form.token.data = ""  # ready for the next ticket
     tally = result.tally if result else tickets.door_tally(event.id)
     fragment = wants_fragment()
     template = "seller/_checkin_result.html" if fragment else "seller/checkin.html"
     response = make_response(render_template(
-        template, event=event, form=form, result=result, tally=tally, fragment=fragment), status)
+        template, event=event, form=form, result=result, error=error, tally=tally,
+        fragment=fragment), status)
     response.vary.add("HX-Request")
     return response
 
 
 @bp.get("/events/<int:event_id>/attendees.csv")
 def attendees_csv(event_id: int):
+    """Every ticket of the event as a CSV download (see ``reports.attendee_csv``)."""
     event = _owned_event_or_abort(event_id)
     response = Response(reports.attendee_csv(event.id), mimetype="text/csv")
     response.headers["Content-Disposition"] = (

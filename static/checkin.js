@@ -92,10 +92,11 @@
         evt.detail.isError = false;
       }
     });
-    // Ready for the next ticket: an empty field, focused unless the camera is reading.
+    // Ready for the next ticket: an empty field, focused unless the camera is reading. A
+    // busy server (503) leaves the code in place, so pressing Check in again retries it.
     document.addEventListener("htmx:afterRequest", function (evt) {
       if (evt.detail.elt !== form) return;
-      input.value = "";
+      if (evt.detail.xhr && evt.detail.xhr.status === 200) input.value = "";
       if (!stream) input.focus();
     });
     document.addEventListener("htmx:afterSettle", feedback);

@@ -37,7 +37,10 @@ FAKE_CAMERA_AND_DETECTOR = """
     const canvas = document.createElement("canvas");
     canvas.width = 320; canvas.height = 240;
     const ctx = canvas.getContext("2d");
-    setInterval(() => { ctx.fillStyle = "#" + Math.floor(Math.random() * 999); ctx.fillRect(0, 0, 320, 240); }, 50);
+    setInterval(() => {
+      ctx.fillStyle = "#" + Math.floor(Math.random() * 999);
+      ctx.fillRect(0, 0, 320, 240);
+    }, 50);
     return Promise.resolve(canvas.captureStream(10));
   };
 })();
@@ -61,8 +64,9 @@ def door_setup(server, tickets: int = 3) -> tuple[int, list[str], object]:
             now + timedelta(days=1), 1250, 10))
         tokens = []
         for i in range({tickets}):
-            buyer = accounts.register_user(name=f"Fan {{i}}", email=f"fan{{i}}-{unique()}@example.com",
-                                           password="correct horse battery")
+            buyer = accounts.register_user(
+                name=f"Fan {{i}}", email=f"fan{{i}}-{unique()}@example.com",
+                password="correct horse battery")
             entry = queue.join_queue(event_id=event.id, user_id=buyer.id, now=now)
             ticket = queue.complete_purchase(entry_id=entry.id, user_id=buyer.id,
                                              payment_reference=f"door-{{entry.id}}",
@@ -138,7 +142,8 @@ def test_the_camera_reads_a_code_and_checks_it_in(live_server, new_context):
     expect(scan).to_be_visible()
     scan.click()
     expect(page.locator("#scanner-video")).to_be_visible()
-    expect(page.locator("#scanner-status")).to_have_text("Point the camera at the ticket's QR code.")
+    expect(page.locator("#scanner-status")).to_have_text(
+        "Point the camera at the ticket's QR code.")
     assert page.evaluate("window.__cameraAsked.video.facingMode") == "environment"
     assert page.evaluate("window.__detectorFormats") == ["qr_code"]
 

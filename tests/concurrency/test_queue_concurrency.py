@@ -86,30 +86,52 @@ def test_a_random_mix_of_every_transition_keeps_every_invariant(any_db_app, seed
     assert_queue_invariants(event.id)
 
 
-def test_separate_processes_joining_at_once_never_oversell(any_db_app):
-    """Four processes with their own engines, as four gunicorn workers would be."""
-    event = rush_event(6)
-    users = [make_user() for _ in range(48)]
-    db.session.commit()
-    config = {key: any_db_app.config[key] for key in (
+def _run_processes(app, job_chunks) -> list[str]:
+    """Run each chunk of jobs in its own process (own engine), all released at once."""
+    config = {key: app.config[key] for key in (
         "SQLALCHEMY_DATABASE_URI", "INSTANCE_PATH", "UPLOAD_FOLDER", "SECRET_KEY",
         "TICKET_OFFER_SECONDS")}
     config.update(TESTING=True, HUEY_IMMEDIATE=True, RATELIMIT_ENABLED=False)
     ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    chunks = [users[i::4] for i in range(4)]
-    procs = [
-        ctx.Process(target=process_worker,
-                    args=(config, [("join", event.id, u.id, T0) for u in chunk], barrier, results))
-        for chunk in chunks
-    ]
+    barrier, results = ctx.Barrier(len(job_chunks)), ctx.Queue()
+    procs = [ctx.Process(target=process_worker, args=(config, chunk, barrier, results))
+             for chunk in job_chunks]
     for proc in procs:
         proc.start()
-    outcomes = [results.get(timeout=120) for _ in procs]
+    outcomes = [results.get(timeout=300) for _ in procs]
     for proc in procs:
         proc.join(timeout=30)
     errors = [detail for kind, detail in outcomes if kind == "error"]
     assert not errors, errors[0]
-    statuses = Counter(s for _, out in outcomes for s in out)
-    assert statuses == {"offered": 6, "waiting": 42}
+    return [s for _, out in outcomes for s in out]
+
+
+def test_500_buyers_in_4_processes_then_racing_purchases_and_releases(any_db_app):
+    """The on-sale rush: 500 buyers, 50 tickets, four processes as four gunicorn workers."""
+    event = rush_event(50)
+    users = [make_user() for _ in range(500)]
+    db.session.commit()
+    chunks = [[("join", event.id, u.id, T0) for u in users[i::4]] for i in range(4)]
+    statuses = Counter(_run_processes(any_db_app, chunks))
+    assert statuses == {"offered": 50, "waiting": 450}
     assert_queue_invariants(event.id)
+    db.session.rollback()
+    positions = sorted(queue.queue_status(event_id=event.id, user_id=u.id, now=T0).position
+                       for u in users)
+    assert positions == list(range(1, 501))  # no gaps, no duplicates
+
+    # Everyone races: most try to pay, every third releases; offers pass down the line.
+    later = T0 + timedelta(seconds=5)
+    jobs = [("release" if n % 3 == 0 else "buy", event.id, u.id, later)
+            for n, u in enumerate(users)]
+    outcomes = _run_processes(any_db_app, [jobs[i::4] for i in range(4)])
+    counts = assert_queue_invariants(event.id)
+    sold = {o for o in outcomes if o.startswith("ticket")}
+    assert len(sold) == counts["sold"] <= 50
+    assert counts["sold"] + counts["offered"] <= 50
+    active = [u for u in users
+              if queue.queue_status(event_id=event.id, user_id=u.id, now=later).status
+              in ("waiting", "offered")]
+    positions = sorted(queue.queue_status(event_id=event.id, user_id=u.id, now=later).position
+                       for u in active)
+    assert positions == list(range(1, len(active) + 1))

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+import blueprints.seller
 from extensions import db
 from models import Ticket
-from services import queue
+from services import Busy, queue
 from services.tickets import token_for
 from tests.conftest import PASSWORD, csrf_token_from, make_event, make_user
 from tests.support.buying import buy_directly, buy_through_the_site
@@ -132,6 +133,24 @@ def test_the_count_is_of_live_tickets(client, organizer, event):
     queue.refund_ticket_seat(ticket_id=tickets[2].id, now=datetime.now(timezone.utc))
     client.post(checkin_url(event), data={"token": token_for(tickets[0])})
     assert tally_of(client.get(checkin_url(event))) == "1 of 2 checked in"
+
+
+def test_a_busy_database_says_try_again_and_keeps_the_code(client, organizer, event,
+                                                           monkeypatch):
+    ticket = ticket_of(event)
+
+    def busy(**_):
+        raise Busy()
+
+    monkeypatch.setattr(blueprints.seller.tickets, "check_in", busy)
+    response = client.post(checkin_url(event), data={"token": token_for(ticket)})
+    assert response.status_code == 503
+    assert "Please try again in a moment." in text(response)
+    assert f'value="{token_for(ticket)}"' in response.get_data(as_text=True)
+    assert outcome_of(response) is None
+    fragment = client.post(checkin_url(event), data={"token": token_for(ticket)}, headers=HX)
+    assert fragment.status_code == 503
+    assert text(fragment).strip().startswith('<section id="checkin-result"')
 
 
 # --------------------------------------------------------------------- HTMX

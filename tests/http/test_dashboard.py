@@ -116,7 +116,8 @@ def test_organizers_see_only_their_own_events(client, auth, sold_event):
 def test_the_events_page_shows_the_same_figures(client, sold_event):
     body = page(client.get(f"/seller/events/{sold_event.id}"))
     figures = re.search(r'<dl class="facts" id="figures">.*?</dl>', body, re.S).group(0)
-    pairs = dict(zip(re.findall(r"<dt>(.*?)</dt>", figures), re.findall(r"<dd>(.*?)</dd>", figures)))
+    terms, values = re.findall(r"<dt>(.*?)</dt>", figures), re.findall(r"<dd>(.*?)</dd>", figures)
+    pairs = dict(zip(terms, values))
     assert pairs == {"Capacity": "5", "Sold": "2", "Held in offers": "1", "Waiting": "0",
                      "Checked in": "1", "Gross revenue": "£32.50", "Platform fee": "£0.33",
                      "Net": "£32.17"}

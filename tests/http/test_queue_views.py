@@ -198,3 +198,16 @@ def test_reading_the_status_passes_on_an_offer_that_ran_out(client, auth, event,
     html = client.get(f"/events/{event.id}/status").get_data(as_text=True)
     assert hook(html, "queue-status")["status"] == "offered"
     assert WaitingListEntry.query.filter_by(user_id=ann.id).one().end_reason == "offer_expired"
+
+
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, QUEUE_JOIN_LIMIT="3 per 2 seconds")
+def test_joining_is_allowed_again_once_the_window_has_passed(client, event, ann):
+    import time
+
+    for _ in range(3):
+        client.post(f"/events/{event.id}/join")
+        client.post(f"/events/{event.id}/release")
+    refused = client.post(f"/events/{event.id}/join")
+    assert refused.status_code == 429
+    time.sleep(int(refused.headers["Retry-After"]) + 0.2)
+    assert client.post(f"/events/{event.id}/join").status_code == 303
