@@ -48,7 +48,10 @@ system-test-deps:
 test: $(VENV)/.requirements-test system-test-deps .cache/axe-core/axe.min.js
 	REQUIRE_POSTGRES=1 $(BIN)/python -m pytest
 
+# The HTTP benchmarks (bench/http_rush.py) drive gunicorn with Debian's wrk.
 bench: $(VENV)/.requirements-test system-test-deps
+	@command -v wrk >/dev/null || { echo "installing: wrk"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench
 
 clean:

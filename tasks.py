@@ -101,6 +101,19 @@ def send_refund(ticket_id: int) -> None:
     purchases.send_refund(ticket_id=ticket_id, now=_now())
 
 
+@huey.periodic_task(crontab(minute="*/5"))
+@in_app_context
+def resume_refunds() -> int:
+    """Refunds are resumable: any still owed (a crash, a lost task) are sent again. The
+    gateway call's idempotency key per ticket means nobody is refunded twice."""
+    from services import purchases
+
+    owed = purchases.owed_refunds()
+    for ticket_id in owed:
+        send_refund(ticket_id)
+    return len(owed)
+
+
 @huey.task(retries=5, retry_delay=60)
 @in_app_context
 def send_notification(kind: str, object_id: int) -> str:

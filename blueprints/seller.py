@@ -109,6 +109,7 @@ def event_detail(event_id: int):
         "seller/event.html", event=event, figures=reports.event_figures(event, now=moment),
         sales=sales, chart=charts.sales_chart(sales),
         tickets=events.tickets_of_event(event.id), is_past=event.is_past(moment),
+        refunds=purchases.refund_progress(event.id), audit=events.audit_trail(event.id),
     )
 
 
@@ -151,6 +152,14 @@ def attendees_csv(event_id: int):
         f'attachment; filename="{reports.attendee_filename(event)}"')
     response.headers["Cache-Control"] = "no-store"  # names and emails: keep out of caches
     return response
+
+
+@bp.get("/events/<int:event_id>/cancel")
+def confirm_cancel(event_id: int):
+    """The confirmation step: what cancelling will do, and the button that does it."""
+    event = _owned_event_or_abort(event_id)
+    return render_template("seller/confirm_cancel.html", event=event,
+                           figures=reports.event_figures(event, now=now()))
 
 
 @bp.post("/events/<int:event_id>/cancel")

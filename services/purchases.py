@@ -196,6 +196,21 @@ def schedule_refunds(ticket_ids: list[int]) -> None:
         tasks.send_refund(ticket_id)
 
 
+def refund_progress(event_id: int) -> tuple[int, int]:
+    """(refunds whose money has gone back, refunded tickets) for an event."""
+    rows = db.session.execute(
+        select(Ticket.refund_settled_at.is_not(None)).where(
+            Ticket.event_id == event_id, Ticket.status == TicketStatus.REFUNDED)
+    ).scalars().all()
+    return sum(rows), len(rows)
+
+
+def owed_refunds() -> list[int]:
+    """Refunded tickets whose money has not gone back yet (for the resuming sweep)."""
+    return list(db.session.scalars(select(Ticket.id).where(
+        Ticket.status == TicketStatus.REFUNDED, Ticket.refund_settled_at.is_(None))))
+
+
 def send_refund(*, ticket_id: int, now: datetime) -> None:
     """Return a refunded ticket's money through the gateway; idempotent per ticket."""
     ticket = db.session.get(Ticket, ticket_id)

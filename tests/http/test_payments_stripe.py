@@ -223,3 +223,95 @@ def test_stripe_being_down_at_checkout_is_a_clear_message(client, auth, stripe_s
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "payment service isn&#39;t answering" in page
     assert CheckoutSession.query.count() == 0
+
+
+def test_cancelling_50_sold_tickets_survives_a_failure_half_way_and_refunds_each_once(
+        client, auth, stripe_server, connected_organizer):
+    import tasks
+
+    event = make_event(connected_organizer, total_tickets=50, price_pence=1000)
+    buyers = [make_user() for _ in range(50)]
+    for buyer in buyers:
+        session = buy_through_stripe(client, auth, stripe_server, event, buyer)
+        webhook(client, "checkout.session.completed", stripe_server.sessions[session.id])
+        auth.logout()
+    assert Ticket.query.filter_by(status="valid").count() == 50
+    stripe_server.fail_on_call["/v1/refunds"] = 25  # Stripe fails the 25th refund
+    auth.login(connected_organizer)
+    assert client.post(f"/seller/events/{event.id}/cancel").status_code == 303
+    assert Ticket.query.filter_by(status="refunded").count() == 50
+    owed = Ticket.query.filter(Ticket.refund_settled_at.is_(None)).count()
+    assert owed == 1
+    page = client.get(f"/seller/events/{event.id}").get_data(as_text=True)
+    assert 'data-sent="49" data-total="50"' in page
+    # The resuming sweep runs (twice, as after a crash and restart): each ticket is refunded
+    # exactly once at Stripe, thanks to one idempotency key per ticket.
+    tasks.resume_refunds.call_local()
+    tasks.resume_refunds.call_local()
+    db.session.expire_all()
+    assert Ticket.query.filter(Ticket.refund_settled_at.is_(None)).count() == 0
+    refunded = [r["payment_intent"] for r in stripe_server.refunds]
+    assert len(refunded) == 50 and len(set(refunded)) == 50
+
+
+def test_a_used_ticket_is_refunded_too_when_the_event_is_cancelled(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1000)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    webhook(client, "checkout.session.completed", stripe_server.sessions[session.id])
+    ticket = Ticket.query.one()
+    ticket.status = "used"
+    db.session.commit()
+    auth.logout()
+    auth.login(connected_organizer)
+    client.post(f"/seller/events/{event.id}/cancel")
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).status == "refunded"
+    assert [r["payment_intent"] for r in stripe_server.refunds] == [ticket.payment_reference]
+
+
+def test_a_session_expiring_after_it_completed_changes_nothing(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    obj = stripe_server.sessions[session.id]
+    webhook(client, "checkout.session.completed", obj)
+    webhook(client, "checkout.session.expired", dict(obj, status="expired"))
+    assert CheckoutSession.query.one().status == "paid"
+    assert Ticket.query.one().status == "valid"
+
+
+def test_a_completion_arriving_after_the_expiry_event_still_follows_the_late_payment_rule(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    obj = stripe_server.sessions[session.id]
+    webhook(client, "checkout.session.expired", dict(obj, status="expired"))  # out of order
+    webhook(client, "checkout.session.completed", obj)
+    # The offer is still live (30 minutes), so the seat is given and the money taken.
+    assert CheckoutSession.query.one().status == "paid"
+    assert stripe_server.intents[obj["payment_intent"]]["status"] == "succeeded"
+
+
+def test_an_event_cancelled_during_checkout_takes_no_money(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    auth.logout()
+    auth.login(connected_organizer)
+    client.post(f"/seller/events/{event.id}/cancel")
+    obj = stripe_server.sessions[session.id]
+    webhook(client, "checkout.session.completed", obj)
+    assert stripe_server.intents[obj["payment_intent"]]["status"] == "canceled"
+    assert CheckoutSession.query.one().status == "not_charged"
+    assert Ticket.query.count() == 0
+
+
+def test_nobody_sees_another_organizers_connect_account(client, auth, stripe_server,
+                                                        connected_organizer):
+    other = make_user()
+    auth.login(other)
+    page = client.get("/seller/connect").get_data(as_text=True)
+    assert connected_organizer.stripe_connect_id not in page
+    assert "Set up payouts with Stripe" in page
+    assert not stripe_server.calls(f"/v1/accounts/{connected_organizer.stripe_connect_id}/")

@@ -31,6 +31,9 @@ class FakeStripe:
     intents: dict = field(default_factory=dict)
     accounts: dict = field(default_factory=dict)
     fail_next: dict = field(default_factory=dict)  # path suffix -> (status, error type)
+    fail_on_call: dict = field(default_factory=dict)  # path suffix -> nth call (1-based) fails
+    refunds: list = field(default_factory=list)  # every refund Stripe actually made
+    idempotent: dict = field(default_factory=dict)  # Idempotency-Key -> (status, body)
     url: str = ""
 
     def calls(self, path_part: str) -> list[Recorded]:
@@ -80,10 +83,16 @@ def _handler(state: FakeStripe):
         def _route(self, method: str, params: dict):
             path = urlsplit(self.path).path
             state.requests.append(Recorded(method, path, params, dict(self.headers)))
+            key = self.headers.get("Idempotency-Key")
+            if method == "POST" and key in state.idempotent:
+                return self._answer(*state.idempotent[key])  # Stripe replays the first answer
             for suffix, (status, kind) in list(state.fail_next.items()):
                 if path.endswith(suffix):
                     del state.fail_next[suffix]
                     return self._error(status, kind, "injected failure")
+            for suffix, nth in list(state.fail_on_call.items()):
+                if path.endswith(suffix) and len(state.calls(suffix)) == nth:
+                    return self._error(500, "api_error", "injected failure")
             parts = path.strip("/").split("/")[1:]  # drop "v1"
             try:
                 body = self._dispatch(method, parts, params)
@@ -91,6 +100,8 @@ def _handler(state: FakeStripe):
                 return self._error(404, "invalid_request_error", "No such object")
             except ValueError as error:
                 return self._error(400, "invalid_request_error", str(error))
+            if method == "POST" and key:
+                state.idempotent[key] = (200, body)
             self._answer(200, body)
 
         def _dispatch(self, method, parts, params):
@@ -127,8 +138,11 @@ def _handler(state: FakeStripe):
                 intent = state.intents[params["payment_intent"]]
                 if intent["status"] != "succeeded":
                     raise ValueError("This PaymentIntent has no charge to refund.")
-                return {"id": f"re_{secrets.token_hex(8)}", "object": "refund",
-                        "amount": intent["amount"], "status": "succeeded"}
+                refund = {"id": f"re_{secrets.token_hex(8)}", "object": "refund",
+                          "payment_intent": intent["id"], "amount": intent["amount"],
+                          "status": "succeeded"}
+                state.refunds.append(refund)
+                return refund
             if parts == ["accounts"] and method == "POST":
                 account_id = f"acct_{secrets.token_hex(8)}"
                 state.accounts[account_id] = {
