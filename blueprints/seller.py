@@ -128,7 +128,8 @@ def checkin(event_id: int):
             status = 400
         else:
             try:
-                result = tickets.check_in(event_id=event.id, token=form.token.data, now=now())
+                result = tickets.check_in(event_id=event.id, token=form.token.data, now=now(),
+                                          actor_id=current_user.id)
             except Busy as busy:  # the code stays in the field, to try again
                 error, status = str(busy), 503
             else:

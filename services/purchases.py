@@ -145,7 +145,6 @@ def fulfil_checkout(*, session_id: str, payment_intent_id: str, now: datetime) -
         return _settle(session, CheckoutStatus.NOT_CHARGED)
     if status != "succeeded":
         raise payments.PaymentError(f"Payment {payment_intent_id} is {status}; not captured yet.")
-    session = db.session.get(CheckoutSession, session_id)
     session.ticket_id = ticket.id
     return _settle(session, CheckoutStatus.PAID)
 
@@ -162,7 +161,6 @@ def _release_money(session: CheckoutSession, gateway) -> CheckoutSession:
 
 
 def _settle(session: CheckoutSession, status: str) -> CheckoutSession:
-    session = db.session.merge(session)
     session.status = status
     db.session.commit()
     return session

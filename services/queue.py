@@ -656,7 +656,7 @@ def void_ticket(*, ticket_id: int, now: datetime) -> Ticket:
     """Cancel a ticket whose payment could not be taken; its seat goes to the next waiter."""
     event_id = db.session.get(Ticket, ticket_id).event_id
     with transition(event_id, now=now) as event:
-        ticket = db.session.get(Ticket, ticket_id, populate_existing=True)
+        ticket = db.session.get(Ticket, ticket_id, populate_existing=True, with_for_update=True)
         _free_seat(event, ticket, TicketStatus.CANCELLED, now=now,
                    reason="the payment could not be taken")
         offer_next(event, now=now)
@@ -668,7 +668,7 @@ def refund_ticket_seat(*, ticket_id: int, now: datetime, actor_id: int | None = 
     """Mark a valid ticket refunded and pass its seat on (the money is the caller's part)."""
     event_id = db.session.get(Ticket, ticket_id).event_id
     with transition(event_id, now=now) as event:
-        ticket = db.session.get(Ticket, ticket_id, populate_existing=True)
+        ticket = db.session.get(Ticket, ticket_id, populate_existing=True, with_for_update=True)
         if ticket.status == TicketStatus.USED:
             raise QueueError("This ticket was already used at the door.")
         if ticket.status != TicketStatus.VALID:

@@ -12,7 +12,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from extensions import db
-from models import Event, Ticket, TicketStatus
+from models import AuditAction, AuditEntry, Event, Ticket, TicketStatus
 from services import Busy, NotFound, ServiceError
 
 
@@ -117,7 +117,8 @@ def _is_lock_timeout(error: OperationalError) -> bool:
     return "locked" in text or "lock timeout" in text or "lock_timeout" in text
 
 
-def check_in(*, event_id: int, token: str, now: datetime) -> CheckIn:
+def check_in(*, event_id: int, token: str, now: datetime,
+             actor_id: int | None = None) -> CheckIn:
     """Admit the holder of ``token`` to event ``event_id``: a valid ticket becomes used.
 
     Exactly once, however many phones scan the same ticket at the same moment: the
@@ -125,7 +126,9 @@ def check_in(*, event_id: int, token: str, now: datetime) -> CheckIn:
     statement that changed the row admits. PostgreSQL re-checks the condition after
     waiting for a concurrent update of the row, and SQLite runs one writer at a time.
     No event lock is needed: a used ticket is still a live one, so no count changes.
-    The caller checks that the event is the organizer's own.
+    An admission is recorded in the audit trail in the same transaction, with
+    ``actor_id`` (who was at the door). The caller checks that the event is the
+    organizer's own.
     """
     try:
         ticket_id, token_event_id = read_token(token)
@@ -146,6 +149,12 @@ def check_in(*, event_id: int, token: str, now: datetime) -> CheckIn:
             .values(status=TicketStatus.USED, checked_in_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
+        if changed == 1:
+            holder_id = db.session.scalar(select(Ticket.user_id).where(Ticket.id == ticket_id))
+            db.session.add(AuditEntry(
+                event_id=event_id, action=AuditAction.CHECKED_IN, subject_id=holder_id,
+                actor_id=actor_id, ticket_id=ticket_id, reason="", created_at=now,
+            ))
         db.session.commit()
     except OperationalError as error:
         db.session.rollback()

@@ -86,6 +86,11 @@ def test_a_ticket_bought_on_the_site_gets_its_holder_in_once(client, auth):
     assert re.search(r"Checked in <time datetime=\"[0-9T:.\-]+Z\">", text(again))
     assert tally_of(again) == "1 of 1 checked in"
 
+    activity = text(client.get(f"/seller/events/{event.id}"))
+    # The event's activity shows who was let in, and by whom.
+    assert re.search(
+        rf"<td>checked in \(ticket #{ticket_id}\)</td>\s*<td>Ann</td>\s*<td>Olive</td>", activity)
+
     auth.logout()
     auth.login(ann)
     assert 'data-status="used"' in text(client.get(f"/tickets/{ticket_id}"))

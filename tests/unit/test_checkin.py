@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from extensions import db
-from models import Ticket
+from models import AuditEntry, Ticket
 from services import queue, tickets
 from services.tickets import CheckInOutcome, check_in, door_tally, token_for
 from tests.conftest import make_event, make_user, utc
@@ -40,6 +41,13 @@ def buy_ticket(event, buyer=None, at=T0) -> Ticket:
                                    payment_reference=f"pay-{entry.id}", amount_pence=1250, now=at)
 
 
+def check_ins_recorded() -> list[tuple]:
+    """(ticket, holder, who checked it in, when) for every check-in in the audit trail."""
+    db.session.rollback()
+    return [(a.ticket_id, a.subject_id, a.actor_id, a.created_at) for a in db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "checked_in").order_by(AuditEntry.id))]
+
+
 def stored(ticket: Ticket) -> Ticket:
     db.session.rollback()
     return db.session.get(Ticket, ticket.id)
@@ -61,6 +69,16 @@ def test_a_valid_ticket_admits_once_then_reads_already_used(app_db):
     assert again.outcome == CheckInOutcome.ALREADY_USED and not again.admitted
     assert again.ticket.checked_in_at == DOORS  # when it was used, not now
     assert (again.tally.checked_in, again.tally.live) == (1, 1)
+    assert check_ins_recorded() == [(ticket.id, ticket.user_id, None, DOORS)]
+
+
+def test_the_audit_trail_says_who_checked_the_ticket_in_and_when(app_db):
+    organizer = make_user(name="Olive")
+    event = make_event(organizer, now=T0, starts_at=T0 + timedelta(days=7))
+    ticket = buy_ticket(event)
+    check_in(event_id=event.id, token=token_for(ticket), now=DOORS, actor_id=organizer.id)
+    check_in(event_id=event.id, token=token_for(ticket), now=DOORS, actor_id=organizer.id)
+    assert check_ins_recorded() == [(ticket.id, ticket.user_id, organizer.id, DOORS)]
 
 
 def test_checking_in_changes_no_availability_a_used_ticket_is_still_sold(app_db):
@@ -100,6 +118,7 @@ def test_a_forged_or_unreadable_token_is_refused_and_admits_nobody(app_db, mangl
     assert result.ticket is None
     assert stored(ticket).status == "valid"
     assert (result.tally.checked_in, result.tally.live) == (0, 1)
+    assert check_ins_recorded() == []
 
 
 def test_a_token_signed_with_another_key_is_refused(app_db):
@@ -187,3 +206,4 @@ def test_two_phones_checking_one_ticket_in_at_once_admit_it_exactly_once(app_db)
     assert outcomes == {CheckInOutcome.ADMITTED: 1, CheckInOutcome.ALREADY_USED: phones - 1}
     assert stored(ticket).status == "used"
     assert door_tally(event.id).checked_in == 1
+    assert len(check_ins_recorded()) == 1
