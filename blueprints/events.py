@@ -172,17 +172,17 @@ def release(event_id: int):
 @bp.errorhandler(429)
 def rate_limited(error):
     limit = limiter.current_limit
-    seconds = max(1, int(limit.reset_at - time.time())) if limit else 60
+    remaining = max(0.0, limit.reset_at - time.time()) if limit else 60.0
     if request.endpoint != "events.join":
         # Polling too fast: keep what is on screen and come back later.
         response = make_response("Too many status requests; slowing down.", 429)
         response.headers["HX-Reswap"] = "none"
     else:
-        minutes = max(1, math.ceil(seconds / 60))
+        minutes = max(1, math.ceil(int(remaining) / 60))  # a full window reads "30 minutes"
         text = (f"You've joined the waiting list too many times. "
                 f"Please wait {minutes} minutes before trying again.")
         response = _after_action(request.view_args["event_id"], error=ServiceError(text), code=429)
-    response.headers["Retry-After"] = str(seconds)
+    response.headers["Retry-After"] = str(max(1, math.ceil(remaining)))
     return response
 
 
