@@ -34,3 +34,10 @@ class Busy(ServiceError):
 
     def __init__(self, message: str = "We're very busy right now. Please try again in a moment."):
         super().__init__(message)
+
+
+def is_lock_timeout(error: Exception) -> bool:
+    """Whether a database error means a lock could not be had in time (-> ``Busy``)."""
+    orig = getattr(error, "orig", None)
+    text = str(orig if orig is not None else error).lower()
+    return "locked" in text or "lock timeout" in text or "lock_timeout" in text

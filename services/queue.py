@@ -45,7 +45,7 @@ from models import (
     AuditAction, AuditEntry, EndReason, EntryStatus, Event, QueueDeparture, Ticket, TicketStatus,
     WaitingListEntry,
 )
-from services import Busy, Forbidden, NotFound, ServiceError
+from services import Busy, Forbidden, NotFound, ServiceError, is_lock_timeout
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,6 @@ class OfferNotLive(QueueError):
 
 
 # --------------------------------------------------------------------------- locking
-
-
-def _is_lock_timeout(error: OperationalError) -> bool:
-    text = str(error.orig).lower() if error.orig is not None else str(error).lower()
-    return "locked" in text or "lock timeout" in text or "lock_timeout" in text
 
 
 def _lock(event_id: int) -> Event:
@@ -84,7 +79,7 @@ def _lock(event_id: int) -> Event:
         ).scalar_one_or_none()
     except OperationalError as error:
         db.session.rollback()
-        if _is_lock_timeout(error):
+        if is_lock_timeout(error):
             raise Busy() from error
         raise
     if event is None:
@@ -125,7 +120,7 @@ class transition:
             db.session.commit()
         except OperationalError as error:
             db.session.rollback()
-            if _is_lock_timeout(error):
+            if is_lock_timeout(error):
                 raise Busy() from error
             raise
         _after_commit(outbox)

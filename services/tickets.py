@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from extensions import db
 from models import AuditAction, AuditEntry, Event, Ticket, TicketStatus
-from services import Busy, NotFound, ServiceError
+from services import Busy, NotFound, ServiceError, is_lock_timeout
 
 
 class TokenError(ServiceError):
@@ -112,11 +112,6 @@ def door_tally(event_id: int) -> DoorTally:
     return DoorTally(int(checked_in), int(live))
 
 
-def _is_lock_timeout(error: OperationalError) -> bool:
-    text = str(error.orig if error.orig is not None else error).lower()
-    return "locked" in text or "lock timeout" in text or "lock_timeout" in text
-
-
 def check_in(*, event_id: int, token: str, now: datetime,
              actor_id: int | None = None) -> CheckIn:
     """Admit the holder of ``token`` to event ``event_id``: a valid ticket becomes used.
@@ -158,7 +153,7 @@ def check_in(*, event_id: int, token: str, now: datetime,
         db.session.commit()
     except OperationalError as error:
         db.session.rollback()
-        if _is_lock_timeout(error):
+        if is_lock_timeout(error):
             raise Busy() from error
         raise
     ticket = db.session.get(Ticket, ticket_id, populate_existing=True)

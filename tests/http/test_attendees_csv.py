@@ -26,13 +26,6 @@ def rows_of(response) -> list[list[str]]:
 
 
 @pytest.fixture
-def organizer(auth):
-    olive = make_user(name="Olive")
-    auth.login(olive)
-    return olive
-
-
-@pytest.fixture
 def event(organizer):
     return make_event(organizer, now=T0, name="Indie Night", price_pence=1250,
                       starts_at=utc(2030, 2, 1, 19, 0))

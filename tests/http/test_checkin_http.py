@@ -38,13 +38,6 @@ def tally_of(response) -> str:
 
 
 @pytest.fixture
-def organizer(auth):
-    olive = make_user(name="Olive")
-    auth.login(olive)
-    return olive
-
-
-@pytest.fixture
 def event(organizer):
     return make_event(organizer, name="Indie Night", total_tickets=5)
 

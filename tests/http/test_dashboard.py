@@ -41,13 +41,6 @@ def raise_price(event, organizer, price_pence, at):
 
 
 @pytest.fixture
-def organizer(auth):
-    olive = make_user(name="Olive")
-    auth.login(olive)
-    return olive
-
-
-@pytest.fixture
 def sold_event(organizer):
     """Indie Night, 5 places at £12.50: Ann buys on 1 Jan, Bob on 1 Jan (refunded later),
     the price goes up to £20.00, Cat buys on 3 Jan, Ann is checked in, Dan holds an offer."""

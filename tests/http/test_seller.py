@@ -85,13 +85,6 @@ def event_id_from(response) -> int:
     return int(match.group(1))
 
 
-@pytest.fixture
-def organizer(auth):
-    user = make_user(name="Brixton Live")
-    auth.login(user)
-    return user
-
-
 # --------------------------------------------------------------------- creating
 
 

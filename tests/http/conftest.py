@@ -1,0 +1,13 @@
+"""Fixtures shared by the HTTP tests."""
+
+import pytest
+
+from tests.conftest import make_user
+
+
+@pytest.fixture
+def organizer(auth):
+    """An organizer, signed in on ``client``."""
+    olive = make_user(name="Olive")
+    auth.login(olive)
+    return olive
