@@ -14,7 +14,9 @@ Runs on SQLite and on a throwaway PostgreSQL (when installed).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -24,7 +26,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="tickethub-bench-"))
+if "INSTANCE_PATH" not in os.environ:
+    os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="tickethub-bench-")
+    atexit.register(shutil.rmtree, os.environ["INSTANCE_PATH"], ignore_errors=True)
 
 from sqlalchemy import insert, select  # noqa: E402
 
@@ -211,10 +215,11 @@ def main() -> None:
     print(table("Join rush: everyone joins one event of 100 tickets at once",
                 ("database", "joins", "threads", "seconds", "joins/s", "offered / waiting",
                  "sold + offers <= capacity"), rush_rows))
-    sys.stdout.flush()
-    # 4-5. The same rush over real HTTP: gunicorn + wrk (bench/http_rush.py).
-    from bench import http_rush
+    from bench import http_rush, page_weight
 
+    print(page_weight.table())
+    sys.stdout.flush()
+    # The same rushes over real HTTP: gunicorn + wrk (bench/http_rush.py).
     http_rush.main()
 
 

@@ -29,7 +29,6 @@ runs only these.
 from __future__ import annotations
 
 import atexit
-import math
 import os
 import re
 import shutil
@@ -69,6 +68,7 @@ from models import (  # noqa: E402
 from services import events as event_service  # noqa: E402
 from services import purchases, queue  # noqa: E402
 from tests.support.invariants import assert_queue_invariants  # noqa: E402
+from tests.support.postgres import postgres_server  # noqa: E402
 from tests.support.redis_server import redis_server  # noqa: E402
 
 # The virtualenv this runs in (make bench: .venv), which has gunicorn and flask.
@@ -122,10 +122,11 @@ class Site:
     folder: Path
     env: dict = field(default_factory=dict)
     app: object = None
+    postgres_url: str | None = None  # None: the embedded SQLite default
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.folder / 'tickethub.sqlite3'}"
+        return self.postgres_url or f"sqlite:///{self.folder / 'tickethub.sqlite3'}"
 
     def server_env(self, redis_url: str | None, workers: int) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in _APP_SETTINGS}
@@ -144,10 +145,10 @@ class Site:
         return env
 
 
-def make_site(folder: Path) -> Site:
+def make_site(folder: Path, postgres_url: str | None = None) -> Site:
     """`flask db upgrade` (as `make run` does) on a fresh database, then an app bound to it."""
     folder.mkdir(parents=True, exist_ok=True)
-    site = Site(folder)
+    site = Site(folder, postgres_url=postgres_url)
     done = subprocess.run(
         [str(BIN / "flask"), "db", "upgrade"], cwd=REPO, env=site.server_env(None, 1),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
@@ -576,8 +577,10 @@ def recount_queue(event_id: int) -> dict:
 # ----------------------------------------------------------------------- benchmarks
 
 
-def join_burst(tmp: Path, *, workers: int, threads: int, redis_url: str | None) -> dict:
-    site = make_site(tmp / f"join-{workers}x{threads}")
+def join_burst(tmp: Path, *, workers: int, threads: int, redis_url: str | None,
+               postgres_url: str | None = None) -> dict:
+    site = make_site(tmp / f"join-{workers}x{threads}-{'pg' if postgres_url else 'sqlite'}",
+                     postgres_url)
     with site.app.app_context():
         organizer, users = add_users(JOIN_USERS)
         event_id = add_event(organizer_id=organizer, capacity=JOIN_CAPACITY)
@@ -598,7 +601,8 @@ def join_burst(tmp: Path, *, workers: int, threads: int, redis_url: str | None) 
         db.session.remove()
         db.engine.dispose()
     return {"workers": workers, "threads": threads, "redis": bool(redis_url),
-            "wrk": result, "counts": counts}
+            "database": "postgresql" if postgres_url else "sqlite", "wrk": result,
+            "counts": counts}
 
 
 def purchase_rush(tmp: Path, *, workers: int, threads: int, redis_url: str | None) -> dict:
@@ -640,7 +644,8 @@ def purchase_rush(tmp: Path, *, workers: int, threads: int, redis_url: str | Non
 
 def _server_name(run: dict) -> str:
     name = f"{run['workers']} worker{'s' if run['workers'] > 1 else ''} x {run['threads']} threads"
-    return name + (" + Redis" if run["redis"] else " (baseline)")
+    name += " + Redis" if run["redis"] else " (baseline)"
+    return name + (", PostgreSQL" if run.get("database") == "postgresql" else ", SQLite")
 
 
 def _ms(value: float) -> str:
@@ -703,7 +708,7 @@ def tables(join_runs: list[dict], pay_runs: list[dict], notes: list[str]) -> str
     out = []
     out.append(_table(
         f"Join burst over HTTP: {JOIN_USERS:,} signed-in users each POST /events/<id>/join once, "
-        f"one event of {JOIN_CAPACITY:,} tickets (gunicorn, SQLite, wrk with {CONNECTIONS} "
+        f"one event of {JOIN_CAPACITY:,} tickets (gunicorn; wrk with {CONNECTIONS} "
         f"connections; targets: >= {TARGET_JOINS_PER_S:,} joins/s, p99 < {TARGET_JOIN_P99_MS} ms)",
         ("server", "answered", "seconds", "joins/s", "vs 1 worker", "p50 ms", "p99 ms",
          "exact p99 / max ms", "statuses", "offered / waiting", "oversold",
@@ -761,6 +766,12 @@ def main() -> None:
                 attempt(f"HTTP join burst, {MULTI[0]} workers x {MULTI[1]} threads + Redis",
                         join_runs, join_burst, tmp, workers=MULTI[0], threads=MULTI[1],
                         redis_url=redis_url)
+                with postgres_server() as postgres_url:
+                    if postgres_url:
+                        attempt(f"HTTP join burst, {MULTI[0]} workers x {MULTI[1]} threads "
+                                "+ Redis on PostgreSQL", join_runs, join_burst, tmp,
+                                workers=MULTI[0], threads=MULTI[1], redis_url=redis_url,
+                                postgres_url=postgres_url)
                 attempt(f"HTTP purchase rush, {MULTI[0]} workers x {MULTI[1]} threads + Redis",
                         pay_runs, purchase_rush, tmp, workers=MULTI[0], threads=MULTI[1],
                         redis_url=redis_url)

@@ -19,8 +19,9 @@ os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="tickethub-bench-
 def measure() -> list[tuple[str, int, int]]:
     from tests.conftest import PASSWORD, _make_app, build_test_config, make_event, make_user
 
-    app = _make_app(build_test_config(Path(tempfile.mkdtemp(prefix="tickethub-weight-"))))
-    with app.app_context():
+    folder = tempfile.TemporaryDirectory(prefix="tickethub-weight-")
+    app = _make_app(build_test_config(Path(folder.name)))
+    with folder, app.app_context():
         event = make_event(total_tickets=1)
         holder, waiter = make_user(), make_user()
         for user in (holder, waiter):
