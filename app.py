@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 
@@ -96,6 +97,17 @@ def _register_error_pages(app: Flask) -> None:
 
     for code in messages:
         app.register_error_handler(code, handler)
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error):
+        """Usually a session that expired while the page stayed open: reload it for HTMX
+        (a fresh page carries a fresh token), explain it on a plain form post."""
+        text = "Your session expired while the page was open. Go back, reload it and try again."
+        response = app.make_response(
+            (render_template("errors/error.html", title="Please try again", text=text, code=400), 400))
+        if request.headers.get("HX-Request") == "true":
+            response.headers["HX-Refresh"] = "true"
+        return response
 
 
 def _register_security_headers(app: Flask) -> None:

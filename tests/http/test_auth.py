@@ -249,3 +249,15 @@ def test_signing_out_without_the_csrf_token_is_refused(client):
 
     assert client.post("/logout").status_code == 400
     assert signed_in_as(client) == "Ada Lovelace"
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_an_htmx_post_with_a_stale_token_reloads_the_page(client):
+    from tests.conftest import make_event
+
+    event = make_event()
+    response = client.post(f"/events/{event.id}/join", headers={"HX-Request": "true"},
+                           data={"csrf_token": "stale"})
+    assert response.status_code == 400
+    assert response.headers["HX-Refresh"] == "true"
+    assert "session expired" in response.get_data(as_text=True)
