@@ -69,6 +69,7 @@ from services import events as event_service  # noqa: E402
 from services import purchases, queue  # noqa: E402
 from tests.support.invariants import assert_queue_invariants  # noqa: E402
 from tests.support.postgres import postgres_server  # noqa: E402
+from tests.support.processes import stop_groups  # noqa: E402
 from tests.support.redis_server import redis_server  # noqa: E402
 
 # The virtualenv this runs in (make bench: .venv), which has gunicorn and flask.
@@ -253,24 +254,7 @@ def gunicorn(site: Site, *, workers: int, threads: int, redis_url: str | None):
             time.sleep(0.1)
         yield Server(url, process.pid)
     finally:
-        _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the process group (gunicorn's workers too), SIGKILL after 10 s."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=10)
+        stop_groups([process])
 
 
 def server_cpu_seconds(pid: int) -> float:

@@ -31,7 +31,6 @@ import atexit
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import textwrap
@@ -42,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import stop_groups
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
@@ -247,21 +248,7 @@ class LiveServer:
         )
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait(timeout=10)
+        stop_groups(self.processes.values())
         if self in _RUNNING:
             _RUNNING.remove(self)
 
