@@ -561,6 +561,21 @@ def recount_queue(event_id: int) -> dict:
 # ----------------------------------------------------------------------- benchmarks
 
 
+def _load(site: Site, event_id: int, requests, *, workers: int, threads: int,
+          redis_url: str | None) -> dict:
+    """Serve ``site`` with gunicorn, send ``requests`` with wrk, then recount the event."""
+    with gunicorn(site, workers=workers, threads=threads, redis_url=redis_url) as server:
+        warm_up(server.url, f"/events/{event_id}")
+        result = run_wrk(server, requests, site.folder / "wrk")
+    with site.app.app_context():
+        counts = recount_queue(event_id)
+        db.session.remove()
+        db.engine.dispose()
+    return {"workers": workers, "threads": threads, "redis": bool(redis_url),
+            "database": "postgresql" if site.postgres_url else "sqlite", "wrk": result,
+            "counts": counts}
+
+
 def join_burst(tmp: Path, *, workers: int, threads: int, redis_url: str | None,
                postgres_url: str | None = None) -> dict:
     site = make_site(tmp / f"join-{workers}x{threads}-{'pg' if postgres_url else 'sqlite'}",
@@ -577,16 +592,8 @@ def join_burst(tmp: Path, *, workers: int, threads: int, redis_url: str | None,
     path = f"/events/{event_id}/join"
     requests = [(path, credentials[u][0], "csrf_token=" + quote(credentials[u][1], safe=""))
                 for u in users]
-    with gunicorn(site, workers=workers, threads=threads, redis_url=redis_url) as server:
-        warm_up(server.url, f"/events/{event_id}")
-        result = run_wrk(server, requests, site.folder / "wrk")
-    with site.app.app_context():
-        counts = recount_queue(event_id)
-        db.session.remove()
-        db.engine.dispose()
-    return {"workers": workers, "threads": threads, "redis": bool(redis_url),
-            "database": "postgresql" if postgres_url else "sqlite", "wrk": result,
-            "counts": counts}
+    return _load(site, event_id, requests, workers=workers, threads=threads,
+                 redis_url=redis_url)
 
 
 def purchase_rush(tmp: Path, *, workers: int, threads: int, redis_url: str | None) -> dict:
@@ -612,15 +619,8 @@ def purchase_rush(tmp: Path, *, workers: int, threads: int, redis_url: str | Non
         db.engine.dispose()
     requests = [(f"/pay/local/{sessions[u]}", credentials[u][0],
                  "action=pay&csrf_token=" + quote(credentials[u][1], safe="")) for u in users]
-    with gunicorn(site, workers=workers, threads=threads, redis_url=redis_url) as server:
-        warm_up(server.url, f"/events/{event_id}")
-        result = run_wrk(server, requests, site.folder / "wrk")
-    with site.app.app_context():
-        counts = recount_queue(event_id)
-        db.session.remove()
-        db.engine.dispose()
-    return {"workers": workers, "threads": threads, "redis": bool(redis_url),
-            "wrk": result, "counts": counts}
+    return _load(site, event_id, requests, workers=workers, threads=threads,
+                 redis_url=redis_url)
 
 
 # --------------------------------------------------------------------------- tables

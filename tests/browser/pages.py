@@ -82,3 +82,37 @@ def create_event(page: Page, base_url: str, **fields) -> int:
     page.wait_for_url(re.compile(r"/events/\d+$"))
     expect(page.locator(".flash-success")).to_contain_text("is published")
     return int(page.url.rsplit("/", 1)[1])
+
+
+def publish_event(server, *roles: str, price_pence: int = 1250, capacity: int = 1,
+                  name: str = "Gig ") -> tuple[int, list[Person]]:
+    """A published event (tomorrow) by a fresh organizer, and one fresh buyer per role, made
+    in one ``server.python`` snippet (each call costs an app start-up)."""
+    buyers = [new_person(role) for role in roles]
+    organizer = new_person("organizer")
+    out = server.python(f"""
+        from datetime import datetime, timedelta, timezone
+        from services import accounts, events
+        from services.events import EventDetails
+        now = datetime.now(timezone.utc)
+        for name, email, password in {[(p.name, p.email, p.password) for p in buyers]!r}:
+            accounts.register_user(name=name, email=email, password=password)
+        organizer = accounts.register_user(name={organizer.name!r}, email={organizer.email!r},
+                                           password={organizer.password!r})
+        event = events.create_event(organizer_id=organizer.id, now=now, details=EventDetails(
+            {unique(name)!r}, "A night out.", "Hackney, London",
+            now + timedelta(days=1), {price_pence}, {capacity}))
+        print(event.id)
+    """)
+    return int(out.strip()), buyers
+
+
+def browser_for(server, new_context, person: Person, *, javascript: bool = True,
+                viewport: dict | None = None) -> Page:
+    """``person``, signed in, in a browser context of their own."""
+    options = {"java_script_enabled": javascript}
+    if viewport:
+        options["viewport"] = viewport
+    page = new_context(**options).new_page()
+    sign_in(page, server.url, person)
+    return page

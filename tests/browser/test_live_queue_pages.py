@@ -16,7 +16,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import Person, new_person, sign_in, unique
+from tests.browser.pages import Person, browser_for, publish_event, unique
 
 pytestmark = pytest.mark.browser
 
@@ -38,36 +38,9 @@ def live_server_env() -> dict:
 
 
 def make_event(server, *roles: str, capacity: int = 1) -> tuple[int, list[Person]]:
-    """A published event (tomorrow, £12.50) by a fresh organizer, and one fresh buyer per
-    role, all in one snippet (each ``server.python`` call costs an app start-up)."""
-    buyers = [new_person(role) for role in roles]
-    organizer = new_person("organizer")
-    out = server.python(f"""
-        from datetime import datetime, timedelta, timezone
-        from services import accounts, events
-        from services.events import EventDetails
-        now = datetime.now(timezone.utc)
-        for name, email, password in {[(p.name, p.email, p.password) for p in buyers]!r}:
-            accounts.register_user(name=name, email=email, password=password)
-        organizer = accounts.register_user(name={organizer.name!r}, email={organizer.email!r},
-                                           password={organizer.password!r})
-        event = events.create_event(organizer_id=organizer.id, now=now, details=EventDetails(
-            {unique("Queue Gig ")!r}, "A live queue.", "Hackney, London",
-            now + timedelta(days=1), {PRICE_PENCE}, {capacity}))
-        print(event.id)
-    """)
-    return int(out.strip()), buyers
-
-
-def browser_for(server, new_context, person: Person, *, javascript: bool = True,
-                viewport: dict | None = None) -> Page:
-    """``person``, signed in, in a browser context of their own."""
-    options = {"java_script_enabled": javascript}
-    if viewport:
-        options["viewport"] = viewport
-    page = new_context(**options).new_page()
-    sign_in(page, server.url, person)
-    return page
+    """A published event (tomorrow, £12.50) and one fresh buyer per role."""
+    return publish_event(server, *roles, price_pence=PRICE_PENCE, capacity=capacity,
+                         name="Queue Gig ")
 
 
 def event_url(server, event_id: int) -> str:

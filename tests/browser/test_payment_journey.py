@@ -15,7 +15,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import Person, new_person, sign_in, unique
+from tests.browser.pages import Person, browser_for, publish_event
 
 pytestmark = pytest.mark.browser
 
@@ -36,29 +36,10 @@ def live_server_env() -> dict:
 
 
 def make_event(server, *, price_pence: int = PRICE_PENCE, capacity: int = 5) -> tuple[int, Person]:
-    """A published event (tomorrow) by a fresh organizer, and a fresh buyer, in one snippet."""
-    buyer, organizer = new_person("buyer"), new_person("organizer")
-    out = server.python(f"""
-        from datetime import datetime, timedelta, timezone
-        from services import accounts, events
-        from services.events import EventDetails
-        now = datetime.now(timezone.utc)
-        accounts.register_user(name={buyer.name!r}, email={buyer.email!r},
-                               password={buyer.password!r})
-        organizer = accounts.register_user(name={organizer.name!r}, email={organizer.email!r},
-                                           password={organizer.password!r})
-        event = events.create_event(organizer_id=organizer.id, now=now, details=EventDetails(
-            {unique("Paid Gig ")!r}, "Pay to get in.", "Peckham, London",
-            now + timedelta(days=1), {price_pence}, {capacity}))
-        print(event.id)
-    """)
-    return int(out.strip()), buyer
-
-
-def browser_for(server, new_context, person: Person, *, javascript: bool = True) -> Page:
-    page = new_context(java_script_enabled=javascript).new_page()
-    sign_in(page, server.url, person)
-    return page
+    """A published event (tomorrow) by a fresh organizer, and a fresh buyer."""
+    event_id, (buyer,) = publish_event(server, "buyer", price_pence=price_pence,
+                                       capacity=capacity, name="Paid Gig ")
+    return event_id, buyer
 
 
 def expect_status(page: Page, status: str) -> None:
