@@ -539,23 +539,21 @@ def expire_offers(*, now: datetime) -> int:
     expired = 0
     for event_id in event_ids:
         try:
-            expired += _expire_event_offers(event_id, now=now)
+            expired += refresh_event(event_id=event_id, now=now)
         except Busy:
             log.warning("event %s busy during the expiry sweep; next sweep retries", event_id)
     return expired
 
 
-def _expire_event_offers(event_id: int, *, now: datetime) -> int:
+def refresh_event(*, event_id: int, now: datetime) -> int:
+    """Expire overdue offers of one event and pass the tickets on; returns how many expired.
+
+    The sweep calls it per event, and reads call it lazily when they find a stale offer.
+    """
     unit = transition(event_id, now=now)
     with unit as event:
         offer_next(event, now=now)
     return len(unit.expired)
-
-
-def refresh_event(*, event_id: int, now: datetime) -> None:
-    """Expire overdue offers of one event and pass the tickets on (reads call this lazily)."""
-    with transition(event_id, now=now) as event:
-        offer_next(event, now=now)
 
 
 def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
