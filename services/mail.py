@@ -4,25 +4,45 @@
 from __future__ import annotations
 
 import smtplib
+from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-from flask import current_app, render_template, url_for
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app, render_template
+
+from services.urls import absolute_url  # noqa: F401  (links in emails live on BASE_URL)
+
+# A mailbox whose local part is not ASCII can only travel as SMTPUTF8.
+_UTF8_POLICY = policy.default.clone(utf8=True)
 
 
-def absolute_url(endpoint: str, **values) -> str:
-    """A full link for an email (sent from a worker, outside any request)."""
-    with current_app.test_request_context("/", base_url=current_app.config["BASE_URL"]):
-        return url_for(endpoint, _external=True, **values)
+def one_line(text: str) -> str:
+    """``text`` fit for a header: line breaks and other control characters become spaces,
+    so a name or an event name can never end the header or start another one."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
-def build(*, to: str, subject: str, template: str, key: str, **context) -> EmailMessage:
-    """Render ``email/<template>.txt`` and ``.html`` into one message."""
-    message = EmailMessage()
+def recipient(name: str, email: str) -> Address:
+    """One mailbox, built field by field rather than formatted as text, so a display name
+    such as ``Mallory, victim@evil.example`` is quoted as a name and adds no recipient."""
+    local, _, domain = email.rpartition("@")
+    try:  # an internationalised domain travels as its xn-- form
+        domain = validate_email(email, check_deliverability=False).ascii_domain
+    except EmailNotValidError:
+        pass
+    return Address(display_name=one_line(name), username=local, domain=domain)
+
+
+def build(*, to: Address, subject: str, template: str, key: str, **context) -> EmailMessage:
+    """Render ``email/<template>.txt`` and ``.html`` into one message to ``to`` (see
+    ``recipient``). The subject is made one line, whatever names it holds."""
+    message = EmailMessage(policy=policy.default if to.username.isascii() else _UTF8_POLICY)
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = one_line(subject)
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(idstring=key.replace("-", "."), domain="tickethub")
     message.set_content(render_template(f"email/{template}.txt", **context))

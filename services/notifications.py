@@ -64,7 +64,7 @@ def send(kind: str, object_id: int) -> str:
         context = {"entry": entry}
     key = f"{kind}-{object_id}"
     message = mail.build(
-        to=f"{user.name} <{user.email}>",
+        to=mail.recipient(user.name, user.email),
         subject=_SUBJECTS[kind].format(event=event.name),
         template=kind, key=key, user=user, event=event,
         event_url=mail.absolute_url("events.show", event_id=event.id), **context,
