@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    JSON,
     String,
     Text,
     TypeDecorator,
@@ -364,3 +365,34 @@ class AuditEntry(db.Model):
 
     subject: Mapped[User | None] = relationship(foreign_keys=[subject_id])
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
+
+
+class OutboxItem(db.Model):
+    """A follow-up of a committed transition (a deadline, an email, a refund, closing a payment
+    page), written in the same transaction as the transition itself.
+
+    A relay hands each row to the task queue after commit, and again from the outbox sweep
+    until a worker has acted on it; the worker claims the row before acting and marks it done
+    after, so a broker outage, a lost task or a killed worker delays the follow-up but never
+    loses it, and two deliveries of one row act once. Written only by ``services/outbox.py``.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The relay's sweep and /healthz: rows not yet acted on, by when they are due.
+        Index("ix_outbox_pending", "run_at", **_partial("done_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # which task acts on it
+    args: Mapped[list] = mapped_column(JSON)  # that task's arguments
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)  # not before (an offer's deadline)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last given to the queue
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a worker is on it
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+    def __repr__(self) -> str:
+        return f"<OutboxItem {self.id} {self.kind}{tuple(self.args)}>"

@@ -8,7 +8,10 @@ Start a consumer with ``huey_consumer tasks.huey`` (``make run`` does).
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import threading
+import time
 from contextlib import nullcontext
 from datetime import datetime, timezone
 
@@ -16,6 +19,9 @@ from flask import Flask, has_app_context
 from huey import RedisHuey, SqliteHuey, crontab
 
 from config import instance_path
+from services import notifications, outbox, purchases, queue
+
+logger = logging.getLogger("tasks")
 
 HEARTBEAT_KEY = "consumer-heartbeat"
 
@@ -65,12 +71,36 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def outbox_task(fn):
+    """A task that acts on an outbox row: claim the row first, mark it done after.
+
+    Called with ``outbox_id`` (as the relay does), a second delivery of the same row, or
+    one arriving while another worker acts on it, does nothing; a failure releases the row
+    for Huey's retry or the relay. Called without it (a sweep, a test), it just runs.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, outbox_id: int | None = None, **kwargs):
+        if outbox_id is None:
+            return fn(*args, **kwargs)
+        if not outbox.claim(outbox_id, now=_now()):
+            return None
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as error:
+            outbox.release(outbox_id, error=error)
+            raise
+        outbox.finish(outbox_id, now=_now())
+        return result
+
+    return wrapper
+
+
 @huey.task(retries=3, retry_delay=5)
 @in_app_context
+@outbox_task
 def expire_offer_at_deadline(entry_id: int) -> bool:
     """Scheduled for an offer's deadline when it is made (the seed's ``runAfter``)."""
-    from services import queue
-
     return queue.expire_offer(entry_id=entry_id, now=_now())
 
 
@@ -78,26 +108,22 @@ def expire_offer_at_deadline(entry_id: int) -> bool:
 @in_app_context
 def sweep_expired_offers() -> int:
     """Every minute, expire any offer whose scheduled task was missed (the seed's cron)."""
-    from services import queue
-
     return queue.expire_offers(now=_now())
 
 
 @huey.task(retries=10, retry_delay=30)
 @in_app_context
+@outbox_task
 def close_checkout(entry_id: int) -> None:
     """An offer ended unpaid: expire its Checkout Session so it can't be paid any more."""
-    from services import purchases
-
     purchases.close_checkout(entry_id=entry_id)
 
 
 @huey.task(retries=20, retry_delay=60)
 @in_app_context
+@outbox_task
 def send_refund(ticket_id: int) -> None:
     """Return a refunded ticket's money; retried until the gateway confirms it."""
-    from services import purchases
-
     purchases.send_refund(ticket_id=ticket_id, now=_now())
 
 
@@ -106,8 +132,6 @@ def send_refund(ticket_id: int) -> None:
 def resume_refunds() -> int:
     """Refunds are resumable: any still owed (a crash, a lost task) are sent again. The
     gateway call's idempotency key per ticket means nobody is refunded twice."""
-    from services import purchases
-
     owed = purchases.owed_refunds()
     for ticket_id in owed:
         send_refund(ticket_id)
@@ -116,11 +140,72 @@ def resume_refunds() -> int:
 
 @huey.task(retries=5, retry_delay=60)
 @in_app_context
+@outbox_task
 def send_notification(kind: str, object_id: int) -> str:
     """Email someone about their offer or ticket; retried when the mail server fails."""
-    from services import notifications
-
     return notifications.send(kind, object_id)
+
+
+# --------------------------------------------------------------------------- the outbox relay
+
+OUTBOX_TASKS = {
+    "expire_offer": expire_offer_at_deadline,
+    "close_checkout": close_checkout,
+    "send_refund": send_refund,
+    "send_notification": send_notification,
+}
+
+
+def dispatch(handover: outbox.Handover) -> None:
+    """Hand one outbox row to Huey: at its due time, or now. Raises when the broker can't
+    take it (the row then waits for the relay)."""
+    task = OUTBOX_TASKS[handover.kind]
+    if handover.eta is not None:
+        task.schedule(args=handover.args, kwargs={"outbox_id": handover.id}, eta=handover.eta)
+    else:
+        task(*handover.args, outbox_id=handover.id)
+
+
+outbox.set_dispatcher(dispatch)
+
+
+@in_app_context
+def relay_outbox() -> int:
+    """Hand over every outbox row whose hand-over failed or whose task was lost."""
+    return outbox.relay_due(now=_now())
+
+
+@huey.periodic_task(crontab(hour="4", minute="17"))
+@in_app_context
+def prune_outbox() -> int:
+    return outbox.prune(now=_now())
+
+
+RELAY_SECONDS = float(os.environ.get("OUTBOX_RELAY_SECONDS") or 5)
+_relay_lock = threading.Lock()
+_relay_thread: threading.Thread | None = None
+
+
+@huey.on_startup()
+def start_relay() -> None:
+    """Each consumer process runs one relay loop beside its workers (Huey calls this for
+    every worker; the first starts it). The loop reads the outbox directly, so rows whose
+    hand-over failed while the broker was down reach it within seconds of its return."""
+    global _relay_thread
+    with _relay_lock:
+        if _relay_thread is None:
+            _relay_thread = threading.Thread(target=_relay_forever, name="outbox-relay",
+                                             daemon=True)
+            _relay_thread.start()
+
+
+def _relay_forever() -> None:
+    while True:
+        try:
+            relay_outbox()
+        except Exception as error:  # the database or the broker is away: try again soon
+            logger.warning("outbox relay pass failed: %s", error)
+        time.sleep(RELAY_SECONDS)
 
 
 @huey.periodic_task(crontab(minute="*"))

@@ -195,16 +195,13 @@ def events_of(organizer_id: int) -> list[Event]:
 
 def cancel_event(*, event_id: int, organizer_id: int, now: datetime) -> Event:
     """Cancel an event its organizer owns: it leaves the listings, its queue closes, open
-    payments close, and every ticket is refunded (the money by retried tasks)."""
-    from services import purchases
-
+    payments close, and every ticket is refunded (the money by outbox tasks)."""
     get_owned_event(event_id=event_id, user_id=organizer_id)
     with queue.transition(event_id, now=now) as event:
         if event.is_cancelled:
             raise EventError("This event is already cancelled.")
         event.cancelled_at = now
-        refunded = queue.close_queue(event, now=now, actor_id=organizer_id)
-    purchases.schedule_refunds(refunded)
+        queue.close_queue(event, now=now, actor_id=organizer_id)
     return event
 
 

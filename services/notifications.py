@@ -1,7 +1,8 @@
 """Who is told what, by email, when the queue or a ticket changes.
 
-``notify`` is called after a transition commits and hands the work to a retried Huey
-task, so a slow or failing mail server never blocks or undoes a purchase.
+A transition writes the email to the outbox (``kind_for`` says which) in its own
+transaction; a retried Huey task calls ``send`` after commit, so a slow or failing mail
+server never blocks or undoes a purchase, and a broker outage never loses an email.
 """
 
 from __future__ import annotations
@@ -15,19 +16,12 @@ from services import mail
 log = logging.getLogger(__name__)
 
 
-def notify(action: str, *, entry_id: int | None, ticket_id: int | None) -> None:
-    kind = _kind(action, ticket_id)
-    if kind is None:
-        return
-    import tasks
-
-    tasks.send_notification(kind, ticket_id if kind in _TICKET_KINDS else entry_id)
-
-
 _TICKET_KINDS = {"ticket_purchased", "refund_issued", "event_cancelled_ticket"}
 
 
-def _kind(action: str, ticket_id: int | None) -> str | None:
+def kind_for(action: str, *, event_cancelled: bool) -> str | None:
+    """Which email a transition sends (None: no email). The queue writes it to the outbox
+    in the transition's own transaction; ``send`` delivers it from a worker."""
     if action == AuditAction.OFFERED:
         return "offer_made"
     if action == AuditAction.EXPIRED:
@@ -35,11 +29,15 @@ def _kind(action: str, ticket_id: int | None) -> str | None:
     if action == AuditAction.PURCHASED:
         return "ticket_purchased"
     if action == AuditAction.REFUNDED:
-        ticket = db.session.get(Ticket, ticket_id)
-        return "event_cancelled_ticket" if ticket.event.is_cancelled else "refund_issued"
+        return "event_cancelled_ticket" if event_cancelled else "refund_issued"
     if action == AuditAction.EVENT_CANCELLED:
         return "event_cancelled"
     return None
+
+
+def is_about_ticket(kind: str) -> bool:
+    """Whether ``kind`` is sent about a ticket (else about a waiting-list entry)."""
+    return kind in _TICKET_KINDS
 
 
 _SUBJECTS = {

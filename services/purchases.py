@@ -181,17 +181,7 @@ def refund_ticket(*, ticket_id: int, organizer_id: int, now: datetime) -> Ticket
     ticket = db.session.get(Ticket, ticket_id)
     if ticket is None or ticket.event.organizer_id != organizer_id:
         raise NotFound("We couldn't find that ticket.")
-    ticket = queue.refund_ticket_seat(ticket_id=ticket_id, now=now, actor_id=organizer_id)
-    schedule_refunds([ticket.id])
-    return ticket
-
-
-def schedule_refunds(ticket_ids: list[int]) -> None:
-    """Send the money back for these refunded tickets, by a retried task each."""
-    import tasks
-
-    for ticket_id in ticket_ids:
-        tasks.send_refund(ticket_id)
+    return queue.refund_ticket_seat(ticket_id=ticket_id, now=now, actor_id=organizer_id)
 
 
 def refund_progress(event_id: int) -> tuple[int, int]:
@@ -269,7 +259,7 @@ def _refunded_at_stripe(charge: dict, *, now: datetime) -> None:
     if ticket is None or not charge.get("refunded"):
         return
     if ticket.status in TicketStatus.LIVE:
-        ticket = queue.refund_ticket_seat(ticket_id=ticket.id, now=now,
+        ticket = queue.refund_ticket_seat(ticket_id=ticket.id, now=now, money_returned=True,
                                           reason="refunded in the Stripe dashboard")
     if ticket.refund_settled_at is None:
         ticket = db.session.get(Ticket, ticket.id)
@@ -318,12 +308,3 @@ def dashboard_link(*, user_id: int) -> str:
     if not user.stripe_connect_id:
         raise PurchaseError("Set up payouts first.")
     return payments.gateway().dashboard_link(user.stripe_connect_id)
-
-
-def open_sessions_of_entries(entry_ids: list[int]) -> list[int]:
-    """Entries among these whose checkout is still open (so it must be closed)."""
-    if not entry_ids:
-        return []
-    return list(db.session.scalars(select(CheckoutSession.entry_id).where(
-        CheckoutSession.entry_id.in_(entry_ids), CheckoutSession.status == CheckoutStatus.OPEN)))
-

@@ -42,10 +42,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from extensions import db
 from models import (
-    AuditAction, AuditEntry, EndReason, EntryStatus, Event, QueueDeparture, Ticket, TicketStatus,
-    WaitingListEntry,
+    AuditAction, AuditEntry, CheckoutSession, CheckoutStatus, EndReason, EntryStatus, Event,
+    QueueDeparture, Ticket, TicketStatus, WaitingListEntry,
 )
-from services import Busy, Forbidden, NotFound, ServiceError, is_lock_timeout
+from services import Busy, Forbidden, NotFound, ServiceError, is_lock_timeout, notifications, outbox
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,10 @@ class transition:
     """One locked unit of work on an event, as ``with transition(event_id, now=now) as event``.
 
     Entering locks the event and expires its overdue offers (so no write ever acts on a stale
-    offer); leaving commits once, or rolls back on any exception, then schedules the expiry
-    of the offers the transaction made. It must open the unit of work: the lock is what
-    makes every read after it current. ``expired`` lists the offers expired on entry.
+    offer); leaving commits once, with the transition's follow-ups written to the outbox in
+    the same transaction, or rolls back on any exception; after commit the outbox rows are
+    handed to the task queue. It must open the unit of work: the lock is what makes every
+    read after it current. ``expired`` lists the offers expired on entry.
     """
 
     def __init__(self, event_id: int, *, now: datetime):
@@ -106,8 +107,9 @@ class transition:
         self.expired: list[WaitingListEntry] = []
 
     def __enter__(self) -> Event:
+        outbox.begin()
+        _ended_offers().clear()
         self.event = _lock(self.event_id)
-        _outbox(self.event).clear()
         self.expired = _expire_due(self.event, now=self.now)
         return self.event
 
@@ -115,67 +117,57 @@ class transition:
         if exc_type is not None:
             db.session.rollback()
             return False
-        outbox = list(_outbox(self.event))
         try:
+            _close_unpaid_checkouts(now=self.now)
+            handovers = outbox.take_new(now=self.now)
             db.session.commit()
         except OperationalError as error:
             db.session.rollback()
             if is_lock_timeout(error):
                 raise Busy() from error
             raise
-        _after_commit(outbox)
+        outbox.relay_new(handovers, now=self.now)
         return False
 
 
-def _outbox(event: Event) -> list[dict]:
-    """What the open transition must set off once it has committed."""
-    return db.session.info.setdefault(("outbox", event.id), [])
+def _ended_offers() -> list[int]:
+    """Entries whose offer ended in the open transition (their payment page must close)."""
+    return db.session.info.setdefault("ended_offers", [])
+
+
+def _close_unpaid_checkouts(*, now: datetime) -> None:
+    """An offer that ended unpaid must not be paid any more: close its open payment page."""
+    ended = _ended_offers()
+    if not ended:
+        return
+    open_entries = db.session.scalars(select(CheckoutSession.entry_id).where(
+        CheckoutSession.entry_id.in_(ended), CheckoutSession.status == CheckoutStatus.OPEN))
+    for entry_id in open_entries:
+        outbox.add("close_checkout", entry_id, now=now)
+    ended.clear()
 
 
 def _note(event: Event, action: str, *, now: datetime, subject_id: int | None,
           actor_id: int | None = None, entry: WaitingListEntry | None = None,
           ticket: Ticket | None = None, reason: str = "") -> None:
-    """Record a transition in the audit trail (same transaction) and in the outbox."""
+    """Record a transition in the audit trail and write its follow-ups to the outbox, in the
+    same transaction: the offer's deadline, closing a payment page, the email."""
     db.session.add(AuditEntry(
         event_id=event.id, action=action, subject_id=subject_id, actor_id=actor_id,
         entry_id=entry.id if entry else None, ticket_id=ticket.id if ticket else None,
         reason=reason, created_at=now,
     ))
-    _outbox(event).append({
-        "action": action, "entry_id": entry.id if entry else None,
-        "ticket_id": ticket.id if ticket else None,
-        "expires_at": entry.offer_expires_at if entry is not None else None,
-    })
+    if action == AuditAction.OFFERED:
+        outbox.add("expire_offer", entry.id, now=now, run_at=entry.offer_expires_at)
+    elif action in _OFFER_ENDINGS and entry is not None and entry.offered_at is not None:
+        _ended_offers().append(entry.id)
+    kind = notifications.kind_for(action, event_cancelled=event.is_cancelled)
+    if kind is not None:
+        subject = ticket if notifications.is_about_ticket(kind) else entry
+        outbox.add("send_notification", kind, subject.id, now=now)
 
 
-def _after_commit(outbox: list[dict]) -> None:
-    """Set off what committed transitions cause: each new offer's expiry at its deadline
-    (the seed's ``runAfter``), closing the payment page of offers that ended unpaid, and
-    the emails. A failure here never undoes the transition: the minute sweep and the
-    retried tasks are the safety nets."""
-    if not outbox:
-        return
-    import tasks  # tasks imports services; import here to keep the layers one-way
-    from services import notifications, purchases
-
-    ended = []
-    for item in outbox:
-        action = item["action"]
-        try:
-            if action == AuditAction.OFFERED:
-                tasks.expire_offer_at_deadline.schedule(
-                    args=(item["entry_id"],), eta=item["expires_at"])
-            elif action in (AuditAction.EXPIRED, AuditAction.RELEASED,
-                            AuditAction.EVENT_CANCELLED) and item["entry_id"]:
-                ended.append(item["entry_id"])
-            notifications.notify(action, entry_id=item["entry_id"], ticket_id=item["ticket_id"])
-        except Exception:
-            log.exception("could not set off %s", item)
-    try:
-        for entry_id in purchases.open_sessions_of_entries(ended):
-            tasks.close_checkout(entry_id)
-    except Exception:
-        log.exception("could not close checkouts of entries %s", ended)
+_OFFER_ENDINGS = (AuditAction.EXPIRED, AuditAction.RELEASED, AuditAction.EVENT_CANCELLED)
 
 
 # --------------------------------------------------------------------------- reads
@@ -633,13 +625,19 @@ def _active_entry(event_id: int, user_id: int) -> WaitingListEntry | None:
 
 
 def _free_seat(event: Event, ticket: Ticket, status: str, *, now: datetime,
-               actor_id: int | None = None, reason: str = "") -> None:
+               actor_id: int | None = None, reason: str = "", money_returned: bool = False) -> None:
+    """The ticket stops being live and its seat frees. A refund sends the money back by an
+    outbox task, unless ``money_returned`` (it was refunded at the payment service already)."""
     if ticket.status in TicketStatus.LIVE:
         event.sold_count -= 1
         event.queue_version += 1
     ticket.status = status
     if status == TicketStatus.REFUNDED:
         ticket.refunded_at = now
+        if money_returned:
+            ticket.refund_settled_at = now
+        elif ticket.refund_settled_at is None:
+            outbox.add("send_refund", ticket.id, now=now)
     action = AuditAction.REFUNDED if status == TicketStatus.REFUNDED else AuditAction.VOIDED
     _note(event, action, now=now, subject_id=ticket.user_id, actor_id=actor_id, ticket=ticket,
           reason=reason)
@@ -657,8 +655,10 @@ def void_ticket(*, ticket_id: int, now: datetime) -> Ticket:
 
 
 def refund_ticket_seat(*, ticket_id: int, now: datetime, actor_id: int | None = None,
-                       reason: str = "refunded by the organizer") -> Ticket:
-    """Mark a valid ticket refunded and pass its seat on (the money is the caller's part)."""
+                       reason: str = "refunded by the organizer",
+                       money_returned: bool = False) -> Ticket:
+    """Mark a valid ticket refunded and pass its seat on; the money follows by an outbox task
+    (none when ``money_returned``: the refund was made at the payment service)."""
     event_id = db.session.get(Ticket, ticket_id).event_id
     with transition(event_id, now=now) as event:
         ticket = db.session.get(Ticket, ticket_id, populate_existing=True, with_for_update=True)
@@ -666,7 +666,8 @@ def refund_ticket_seat(*, ticket_id: int, now: datetime, actor_id: int | None = 
             raise QueueError("This ticket was already used at the door.")
         if ticket.status != TicketStatus.VALID:
             raise QueueError("This ticket is already refunded or cancelled.")
-        _free_seat(event, ticket, TicketStatus.REFUNDED, now=now, actor_id=actor_id, reason=reason)
+        _free_seat(event, ticket, TicketStatus.REFUNDED, now=now, actor_id=actor_id,
+                   reason=reason, money_returned=money_returned)
         offer_next(event, now=now)
     return ticket
 
@@ -677,7 +678,8 @@ def _ticket_for_payment(payment_reference: str) -> Ticket | None:
 
 def close_queue(event: Event, *, now: datetime, actor_id: int | None = None) -> list[int]:
     """A cancelled event: end every waiting and offered entry and refund every live ticket
-    (caller holds the lock). Returns the refunded tickets' ids; the money is the caller's."""
+    (caller holds the lock; the money goes back by outbox tasks). Returns the refunded
+    tickets' ids."""
     active = list(db.session.scalars(
         select(WaitingListEntry).where(
             WaitingListEntry.event_id == event.id,

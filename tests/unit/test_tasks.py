@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import tasks
 from extensions import db
 from models import WaitingListEntry
-from services import queue
+from services import outbox, queue
 from tests.conftest import make_event, make_user
 
 
@@ -43,7 +43,7 @@ def test_an_offer_already_overdue_when_scheduled_is_expired_by_its_task(app):
 
 
 def test_the_minute_sweep_expires_offers_whose_task_was_lost(app, monkeypatch):
-    monkeypatch.setattr(queue, "_after_commit", lambda outbox: None)  # the task never ran
+    monkeypatch.setattr(outbox, "_dispatcher", lambda handover: None)  # handed over, then lost
     event = make_event(total_tickets=1)
     past = datetime.now(timezone.utc) - timedelta(hours=1)
     lost = queue.join_queue(event_id=event.id, user_id=make_user().id, now=past)
