@@ -120,3 +120,7 @@ def load_config(environ=os.environ) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
     }
+        # The outbox (services/outbox.py): how long a hand-over or a worker's claim is trusted
+        # before the row is handed over again, and how often the consumer's relay looks.
+        "OUTBOX_LEASE_SECONDS": _int(environ, "OUTBOX_LEASE_SECONDS", 120),
+        "OUTBOX_RELAY_SECONDS": _float(environ, "OUTBOX_RELAY_SECONDS", 5.0),

@@ -181,7 +181,6 @@ def prune_outbox() -> int:
     return outbox.prune(now=_now())
 
 
-RELAY_SECONDS = float(os.environ.get("OUTBOX_RELAY_SECONDS") or 5)
 _relay_lock = threading.Lock()
 _relay_thread: threading.Thread | None = None
 
@@ -200,12 +199,14 @@ def start_relay() -> None:
 
 
 def _relay_forever() -> None:
+    with _app_context():
+        pause = _app.config["OUTBOX_RELAY_SECONDS"]
     while True:
         try:
             relay_outbox()
         except Exception as error:  # the database or the broker is away: try again soon
             logger.warning("outbox relay pass failed: %s", error)
-        time.sleep(RELAY_SECONDS)
+        time.sleep(pause)
 
 
 @huey.periodic_task(crontab(minute="*"))

@@ -11,7 +11,7 @@ they commit or vanish with it. Then:
    runs it every few seconds;
 3. the worker ``claim``s a row before acting on it and marks it ``finish``ed after, or
    ``release``s it to be retried. A row handed over twice is acted on once; a worker killed
-   mid-task leaves a claim that lapses after ``LEASE``, and the row is handed over again.
+   mid-task leaves a claim that lapses after ``lease()``, and the row is handed over again.
 
 Delivery is at least once and action exactly once for a finished row; every handler is also
 idempotent (a crash between acting and ``finish`` repeats an action that changes nothing).
@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from extensions import db
@@ -31,8 +32,6 @@ from models import OutboxItem
 
 log = logging.getLogger(__name__)
 
-# How long a hand-over or a claim is trusted before the row is handed over again.
-LEASE = timedelta(minutes=2)
 # A row that failed this often stops being retried (it shows in /healthz's backlog).
 MAX_ATTEMPTS = 25
 KEEP_DONE = timedelta(days=7)
@@ -54,6 +53,12 @@ class Handover:
 
 Dispatcher = Callable[[Handover], None]
 _dispatcher: Dispatcher | None = None
+
+
+def lease() -> timedelta:
+    """How long a hand-over or a claim is trusted before the row is handed over again
+    (``OUTBOX_LEASE_SECONDS``): longer than any task takes, short enough to recover soon."""
+    return timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
 
 
 def set_dispatcher(dispatcher: Dispatcher | None) -> None:
@@ -117,10 +122,10 @@ def _hand(handover: Handover) -> bool:
 
 def relay_due(*, now: datetime, limit: int = 500) -> int:
     """Hand over again every row that was never handed over, or whose task has not finished
-    a ``LEASE`` after both its hand-over and its due time. Returns how many were handed."""
+    a lease after both its hand-over and its due time. Returns how many were handed."""
     if _dispatcher is None:
         return 0
-    stale = now - LEASE
+    stale = now - lease()
     rows = db.session.execute(
         select(OutboxItem.id, OutboxItem.kind, OutboxItem.args, OutboxItem.run_at)
         .where(
@@ -153,7 +158,7 @@ def claim(item_id: int, *, now: datetime) -> bool:
             OutboxItem.done_at.is_(None),
             or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
         )
-        .values(claimed_until=now + LEASE, attempts=OutboxItem.attempts + 1)
+        .values(claimed_until=now + lease(), attempts=OutboxItem.attempts + 1)
     )
     db.session.commit()
     return result.rowcount == 1
