@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from sqlalchemy import func, select
 
+import tasks
+from app import create_app
 from cli import DEMO_PASSWORD
 from extensions import db
 from models import Event, User, WaitingListEntry
+from services import outbox, queue
+from tests.conftest import build_test_config, make_event, make_user
 
 
 def count(model) -> int:
@@ -25,6 +31,52 @@ def test_the_health_check_reports_a_working_database(client):
     assert response.status_code == 200
     assert response.is_json
     assert response.json["db"] == "ok"
+
+
+def test_a_stopped_consumer_shows_as_stale_as_soon_as_follow_ups_pile_up(client, monkeypatch):
+    monkeypatch.setattr(outbox, "_dispatcher", lambda handover: None)  # nobody acts on them
+    two_minutes_ago = datetime.now(timezone.utc) - timedelta(minutes=2)
+    event = make_event(total_tickets=1, now=two_minutes_ago)
+    queue.join_queue(event_id=event.id, user_id=make_user().id, now=two_minutes_ago)
+    tasks.heartbeat.call_local()  # the heartbeat alone would still say "ok"
+
+    body = client.get("/healthz").json
+
+    assert body["consumer"] == "stale"
+    assert body["outbox_due"] == 1  # the offer email; the deadline is not due yet
+    assert body["outbox_lag_seconds"] >= 119
+
+
+def test_a_fresh_heartbeat_and_no_backlog_is_ok(client):
+    tasks.heartbeat.call_local()
+
+    body = client.get("/healthz").json
+
+    assert (body["consumer"], body["outbox_due"]) == ("ok", 0)
+
+
+def test_with_the_broker_away_the_app_still_serves(client, monkeypatch):
+    def refused():
+        raise ConnectionError("Connection refused")
+
+    monkeypatch.setattr(tasks.huey, "pending_count", refused)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json["tasks"] == "error: ConnectionError"
+
+
+def test_an_unreachable_database_is_a_503(tmp_path):
+    config = build_test_config(tmp_path, database_url=f"sqlite:///{tmp_path}/missing/dir/x.db")
+    app = create_app(config)
+
+    response = app.test_client().get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json["db"] == "error: OperationalError"
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_seed_demo_fills_an_empty_site_with_people_and_events(runner, client):
