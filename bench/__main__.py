@@ -8,6 +8,7 @@ measured in the same run.
 4. Join burst over HTTP (bench/http_rush.py): 10,000 signed-in users POST the join form
    once each to gunicorn (one worker process as the baseline, then several + Redis), by wrk.
 5. Purchase rush over HTTP: 1,000 live offers paid at once on the local payment page.
+6. One join's transaction with its outbox rows against the same join without them.
 
 Runs on SQLite and on a throwaway PostgreSQL (when installed).
 """
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -30,12 +32,15 @@ if "INSTANCE_PATH" not in os.environ:
     os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="tickethub-bench-")
     atexit.register(shutil.rmtree, os.environ["INSTANCE_PATH"], ignore_errors=True)
 
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
+import tasks  # noqa: E402
 from app import create_app  # noqa: E402
 from extensions import db  # noqa: E402
-from models import Event, QueueDeparture, Ticket, TicketStatus, User, WaitingListEntry  # noqa: E402
-from services import queue  # noqa: E402
+from models import (  # noqa: E402
+    Event, OutboxItem, QueueDeparture, Ticket, TicketStatus, User, WaitingListEntry,
+)
+from services import outbox, queue  # noqa: E402
 from tests.support.invariants import assert_queue_invariants  # noqa: E402
 from tests.support.postgres import postgres_server  # noqa: E402
 from tests.support.workers import run_threads  # noqa: E402
@@ -187,6 +192,61 @@ def bench_rush(name: str, url: str, folder: str, rows: list, joins: int = 2000, 
         db.engine.dispose()
 
 
+@contextmanager
+def _without_outbox_rows():
+    """The join as it was before the outbox: its follow-ups handed to the queue after commit
+    from memory, with no row written in the transaction."""
+    real = outbox.add
+    outbox.add = lambda kind, *args, now, run_at=None: None
+    try:
+        yield
+    finally:
+        outbox.add = real
+
+
+def bench_join_cost(name: str, url: str, folder: str, rows: list, rounds: int = 8,
+                    per_round: int = 100):
+    """One join's committed transaction, with and without its outbox rows, alternating in
+    rounds so both see the same machine. Every join is offered a ticket at once: the worst
+    case, two rows (the offer's deadline and its email) in the transaction."""
+    app = make_app(url, folder)
+    joins = 2 * rounds * per_round
+    outbox.set_dispatcher(lambda handover: None)  # a Huey enqueue costs the same either way
+    try:
+        with app.app_context():
+            db.session.execute(insert(User), [
+                {"name": f"j{i}", "email": f"j{i}@bench.example", "password_hash": "x",
+                 "created_at": NOW} for i in range(joins + 1)])
+            variants = {"without outbox (before)": _without_outbox_rows, "with outbox": nullcontext}
+            events = {}
+            for label in variants:
+                event = Event(organizer_id=1, name=label, description="", location="Here",
+                              starts_at=NOW + timedelta(days=1), price_pence=1000,
+                              total_tickets=joins)
+                db.session.add(event)
+                db.session.commit()
+                events[label] = event.id
+            samples = {label: [] for label in variants}
+            users = iter(range(2, joins + 2))
+            for _ in range(rounds):
+                for label, context in variants.items():
+                    with context():
+                        for _ in range(per_round):
+                            user_id = next(users)
+                            start = time.perf_counter()
+                            queue.join_queue(event_id=events[label], user_id=user_id, now=NOW)
+                            samples[label].append(time.perf_counter() - start)
+            before, after = (statistics.median(samples[label]) for label in variants)
+            written = db.session.scalar(select(func.count()).select_from(OutboxItem))
+            assert written == 2 * rounds * per_round, written
+            for label, cost in zip(variants, (before, after)):
+                rows.append((name, label, f"{cost * 1e3:.2f}", f"{cost / before:.2f}x"))
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        outbox.set_dispatcher(tasks.dispatch)
+
+
 def table(title: str, header: tuple, rows: list) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
@@ -196,7 +256,7 @@ def table(title: str, header: tuple, rows: list) -> str:
 
 
 def main() -> None:
-    read_rows, http_rows, rush_rows = [], [], []
+    read_rows, http_rows, rush_rows, join_cost_rows = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp, postgres_server() as pg_url:
         databases = [("sqlite", lambda tag: f"sqlite:///{tmp}/{tag}.sqlite3")]
         if pg_url:
@@ -206,6 +266,7 @@ def main() -> None:
             bench_reads(name, url_for("reads"), tmp, read_rows)
             bench_http(name, url_for("http"), tmp, http_rows)
             bench_rush(name, url_for("rush"), tmp, rush_rows)
+            bench_join_cost(name, url_for("join-cost"), tmp, join_cost_rows)
     print(table("Status read for the last person in line (median ms; baseline = the seed's "
                 "collect-and-filter)", ("database", "queue length", "ours ms", "seed ms",
                                         "seed / ours"), read_rows))
@@ -215,6 +276,9 @@ def main() -> None:
     print(table("Join rush: everyone joins one event of 100 tickets at once",
                 ("database", "joins", "threads", "seconds", "joins/s", "offered / waiting",
                  "sold + offers <= capacity"), rush_rows))
+    print(table("One join's transaction, before and after the outbox (median ms per committed "
+                "join that is offered a ticket: two follow-up rows; alternating rounds)",
+                ("database", "join", "ms", "vs before"), join_cost_rows))
     from bench import http_rush, page_weight
 
     print(page_weight.table())
