@@ -10,11 +10,14 @@ import sqlite3
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 import cli
 import tasks
+from blueprints.helpers import wants_fragment
 from config import PROJECT_DIR, load_config
 from extensions import csrf, db, limiter, login_manager, migrate
 
@@ -75,36 +78,113 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.close()
 
 
-def _register_error_pages(app: Flask) -> None:
-    messages = {
-        400: ("Bad request", "The request could not be understood."),
-        403: ("Not allowed", "You don't have permission to do that."),
-        404: ("Not found", "We couldn't find that page."),
-        405: ("Not allowed", "That action isn't available here."),
-        413: ("Upload too large", "That upload is too large. Images can be at most 5 MB."),
-        429: ("Too many requests", "You're going a bit fast. Please wait and try again."),
-        500: ("Something went wrong", "Sorry, something went wrong on our side."),
-        503: ("Busy", "We're very busy right now. Please try again in a moment."),
-    }
+# A lost or overloaded database: the request can't be served now, but may be in a moment.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError,
+                        sa_exc.PendingRollbackError, sa_exc.TimeoutError)
+BUSY_RETRY_SECONDS = 5
 
+ERROR_MESSAGES = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Not allowed", "You don't have permission to do that."),
+    404: ("Not found", "We couldn't find that page."),
+    405: ("Not allowed", "That action isn't available here."),
+    413: ("Upload too large", "That upload is too large. Images can be at most 5 MB."),
+    429: ("Too many requests", "You're going a bit fast. Please wait and try again."),
+    500: ("Something went wrong", "Sorry, something went wrong on our side."),
+    503: ("Busy", "We're very busy right now. Please try again in a moment."),
+}
+
+# What is left when even the error template cannot be rendered.
+_BARE_ERROR_PAGE = ('<!doctype html><html lang="en-GB"><head><meta charset="utf-8">'
+                    '<title>{title} · Ticket Hub</title></head><body><main><h1>{title}</h1>'
+                    '<p>{text}</p><p><a href="/">Back to all events</a></p></main></body></html>')
+
+
+def _roll_back_session(app: Flask) -> None:
+    """Leave the session usable (and its connection back in the pool), whatever state it is in."""
+    try:
+        db.session.rollback()
+    except Exception:  # a connection that is already gone cannot even roll back
+        app.logger.warning("Could not roll back the session after an error", exc_info=True)
+
+
+def _error_body(app: Flask, title: str, text: str, code: int, *, with_user: bool) -> str:
+    """The error page, or the fragment HTMX asked for. Never raises.
+
+    ``with_user``: render like every other page (the navigation knows who is signed in, which
+    may load the user from the database). Without it, or when that fails, the page is rendered
+    from the template alone: no context processors, so nothing reads the database.
+    """
+    fragment = wants_fragment()
+    name = "errors/_error.html" if fragment else "errors/error.html"
+    values = {"title": title, "text": text, "code": code}
+    if with_user and not fragment:
+        try:
+            return render_template(name, **values)
+        except Exception:
+            app.logger.warning("Error page %s could not show the user; showing it without",
+                               code, exc_info=True)
+            _roll_back_session(app)
+    try:
+        return app.jinja_env.get_template(name).render(user_unknown=True, **values)
+    except Exception:
+        app.logger.exception("Error page %s could not be rendered", code)
+        return _BARE_ERROR_PAGE.format(title=escape(title), text=escape(text))
+
+
+def _error_response(app: Flask, code: int, title: str, text: str, *, with_user: bool = True):
+    response = app.make_response(
+        (_error_body(app, title, text, code, with_user=with_user), code))
+    if code == 503:
+        response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+    if wants_fragment():
+        # A poll keeps what is on screen and asks again later; after an action the message
+        # goes above the widget, which stays so the action can be tried again.
+        response.headers["HX-Reswap"] = "none" if request.method == "GET" else "beforebegin"
+    return response
+
+
+def _register_error_pages(app: Flask) -> None:
     def handler(error):
         code = getattr(error, "code", 500) or 500
-        title, text = messages.get(code, messages[500])
+        original = getattr(error, "original_exception", None)
+        if isinstance(original, DATABASE_UNAVAILABLE):
+            return database_unavailable(original)
+        title, text = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500])
         description = getattr(error, "description", None)
         if code in (400, 429) and description and isinstance(description, str):
             text = description
-        return render_template("errors/error.html", title=title, text=text, code=code), code
+        if code >= 500:
+            # Whatever failed may have left the session broken: undo it before anything else,
+            # and show the page without the user rather than risk the database again.
+            _roll_back_session(app)
+            return _error_response(app, code, title, text, with_user=False)
+        return _error_response(app, code, title, text)
 
-    for code in messages:
+    for code in ERROR_MESSAGES:
         app.register_error_handler(code, handler)
+
+    def database_unavailable(error):
+        """The database is unreachable, overloaded or dropped the connection: 503, try again."""
+        _roll_back_session(app)
+        if isinstance(error, sa_exc.PendingRollbackError):
+            # Some code carried on after a failed flush without rolling back: a bug to fix,
+            # even though the person is only told to try again.
+            app.logger.error("Session used after a failed flush, answered 503", exc_info=error)
+        else:
+            app.logger.warning("Database unavailable, answered 503: %s: %s", type(error).__name__,
+                               (str(error).splitlines() or [""])[0])
+        return _error_response(app, 503, *ERROR_MESSAGES[503], with_user=False)
+
+    for error_type in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error_type, database_unavailable)
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):
         """Usually a session that expired while the page stayed open: reload it for HTMX
         (a fresh page carries a fresh token), explain it on a plain form post."""
         text = "Your session expired while the page was open. Go back, reload it and try again."
-        response = app.make_response(
-            (render_template("errors/error.html", title="Please try again", text=text, code=400), 400))
+        response = _error_response(app, 400, "Please try again", text)
         if request.headers.get("HX-Request") == "true":
             response.headers["HX-Refresh"] = "true"
         return response

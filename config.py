@@ -86,6 +86,13 @@ def load_config(environ=os.environ) -> dict:
         "REDIS_URL": redis_url,
         "HUEY_SQLITE_PATH": str(folder / "huey.sqlite3"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # Redis down or hung: give up on it within a second and count the limits in memory
+        # (per process, with a logged warning) until it answers again, rather than fail
+        # the request. Errors that are not the store's are bugs and are not swallowed.
+        "RATELIMIT_STORAGE_OPTIONS": (
+            {"socket_connect_timeout": 1, "socket_timeout": 1} if redis_url else {}),
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": False,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_ENABLED": True,
         "PAYMENTS": payments,
@@ -94,6 +101,10 @@ def load_config(environ=os.environ) -> dict:
         "STRIPE_API_BASE": environ.get("STRIPE_API_BASE") or None,
         "PLATFORM_FEE_PERCENT": _float(environ, "PLATFORM_FEE_PERCENT", 1.0),
         "TICKET_OFFER_SECONDS": _int(environ, "TICKET_OFFER_SECONDS", 1800),
+        # The outbox (services/outbox.py): how long a hand-over or a worker's claim is trusted
+        # before the row is handed over again, and how often the consumer's relay looks.
+        "OUTBOX_LEASE_SECONDS": _int(environ, "OUTBOX_LEASE_SECONDS", 120),
+        "OUTBOX_RELAY_SECONDS": _float(environ, "OUTBOX_RELAY_SECONDS", 5.0),
         "QUEUE_JOIN_LIMIT": join_limit,
         # Login attempts: per client address and per account, so neither a single
         # attacker nor a botnet aimed at one account gets unlimited guesses.
@@ -120,7 +131,3 @@ def load_config(environ=os.environ) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
     }
-        # The outbox (services/outbox.py): how long a hand-over or a worker's claim is trusted
-        # before the row is handed over again, and how often the consumer's relay looks.
-        "OUTBOX_LEASE_SECONDS": _int(environ, "OUTBOX_LEASE_SECONDS", 120),
-        "OUTBOX_RELAY_SECONDS": _float(environ, "OUTBOX_RELAY_SECONDS", 5.0),
