@@ -29,7 +29,9 @@ HEARTBEAT_KEY = "consumer-heartbeat"
 def _make_huey():
     redis_url = os.environ.get("REDIS_URL")
     if redis_url:
-        return RedisHuey("tickethub", url=redis_url)
+        # A hung Redis must not hang a request (the outbox keeps what can't be handed over)
+        # or /healthz: give up within seconds. Above the consumer's 1 s blocking read.
+        return RedisHuey("tickethub", url=redis_url, socket_connect_timeout=1, socket_timeout=3)
     folder = instance_path()
     folder.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("tickethub", filename=str(folder / "huey.sqlite3"))

@@ -99,7 +99,11 @@ def relay_new(handovers: list[Handover], *, now: datetime) -> None:
     marked not handed, and ``relay_due`` hands it over on its next pass."""
     if not handovers or _dispatcher is None:
         return
-    failed = [handover.id for handover in handovers if not _hand(handover)]
+    failed = []
+    for handover in handovers:
+        # After one failure the broker is away: don't make the user wait on it again.
+        if failed or not _hand(handover):
+            failed.append(handover.id)
     if failed:
         try:
             db.session.execute(
