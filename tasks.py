@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from flask import Flask, has_app_context
 from huey import RedisHuey, SqliteHuey, crontab
+from redis import ConnectionPool
 
 from config import instance_path
 from services import notifications, outbox, purchases, queue
@@ -31,7 +32,8 @@ def _make_huey():
     if redis_url:
         # A hung Redis must not hang a request (the outbox keeps what can't be handed over)
         # or /healthz: give up within seconds. Above the consumer's 1 s blocking read.
-        return RedisHuey("tickethub", url=redis_url, socket_connect_timeout=1, socket_timeout=3)
+        pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=1, socket_timeout=3)
+        return RedisHuey("tickethub", connection_pool=pool)
     folder = instance_path()
     folder.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("tickethub", filename=str(folder / "huey.sqlite3"))
