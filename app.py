@@ -14,6 +14,7 @@ from markupsafe import escape
 from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
 import tasks
@@ -33,6 +34,11 @@ def create_app(overrides: dict | None = None) -> Flask:
         static_folder=str(PROJECT_DIR / "static"),
     )
     app.config.update(config)
+    if app.config.get("TRUSTED_PROXIES"):
+        # Only behind that many proxies may X-Forwarded-* be believed: otherwise any client
+        # could pick its own address (and its own rate-limit bucket) by sending the header.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     _configure_database(app)
 
     db.init_app(app)
@@ -190,17 +196,37 @@ def _register_error_pages(app: Flask) -> None:
         return response
 
 
+# Pages for one signed-in person: tickets (the QR is a bearer token), the account, and
+# every organizer page (attendee names and emails). No cache may keep or share them.
+PRIVATE_PATHS = ("/tickets", "/seller", "/account")
+# Chrome and Firefox check form-action on the redirects that follow a form post too: the
+# "Buy now" and Connect forms post here and are answered with a 303 to Stripe.
+STRIPE_FORM_TARGETS = "https://checkout.stripe.com https://connect.stripe.com"
+
+
+def _is_private(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PRIVATE_PATHS)
+
+
 def _register_security_headers(app: Flask) -> None:
+    form_action = "'self'"
+    if app.config["PAYMENTS"] == "stripe":
+        form_action += " " + STRIPE_FORM_TARGETS
+    policy = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+              "script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
+              f"form-action {form_action}")
+    hsts_seconds = app.config.get("HSTS_SECONDS") or 0
+
     @app.after_request
     def headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-            "script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
-        )
-        if request.path.startswith("/static/"):
+        response.headers.setdefault("Content-Security-Policy", policy)
+        if hsts_seconds:
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts_seconds}")
+        if _is_private(request.path):
+            response.headers["Cache-Control"] = "private, no-store"
+        elif request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "public, max-age=3600")
         return response

@@ -59,6 +59,29 @@ def _float(environ, name: str, default: float) -> float:
         raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _bool(environ, name: str) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise RuntimeError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _count(environ, name: str) -> int:
+    value = _int(environ, name, 0)
+    if value < 0:
+        raise RuntimeError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
+def _rate(environ, name: str, default: str) -> str:
+    value = environ.get(name) or default
+    if not _QUEUE_JOIN_LIMIT_RE.match(value):  # the shape of any Flask-Limiter rate
+        raise RuntimeError(f"{name} must look like '{default}', got {value!r}")
+    return value
+
+
 def load_config(environ=os.environ) -> dict:
     """Build the Flask config mapping from ``environ``."""
     folder = instance_path(environ)
@@ -130,4 +153,13 @@ def load_config(environ=os.environ) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
+        # Production behind HTTPS (README, "Production settings"); off on the embedded default,
+        # which serves plain HTTP on 127.0.0.1.
+        "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE"),
+        "REMEMBER_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE"),
+        "HSTS_SECONDS": _count(environ, "HSTS_SECONDS"),
+        # How many proxies in front add X-Forwarded-For/-Proto/-Host; trusted only then.
+        "TRUSTED_PROXIES": _count(environ, "TRUSTED_PROXIES"),
+        # Decoding pictures costs memory and CPU: uploads per organizer, across processes.
+        "IMAGE_UPLOAD_LIMIT": _rate(environ, "IMAGE_UPLOAD_LIMIT", "20 per hour"),
     }

@@ -20,7 +20,14 @@ def load_user(user_id: str) -> User | None:
 
 
 def _login_email_key() -> str:
-    return "login-email:" + (request.form.get("email") or "").strip().lower()
+    """The account a sign-in tries, as sign-in itself finds it: every spelling of one
+    address (case, spaces, a fullwidth ``ｅxample.com``) shares one count of tries."""
+    typed = request.form.get("email") or ""
+    try:
+        email = accounts.normalize_email(typed)
+    except accounts.AccountError:  # no account can match it; keep the key short
+        email = typed.strip().lower()[:320]
+    return "login-email:" + email
 
 
 def _after_login() -> str:

