@@ -9,11 +9,19 @@ from email import policy
 from email.utils import getaddresses
 from pathlib import Path
 
+import pytest
+
 from extensions import db
 from services import notifications, queue
 from tests.conftest import make_event, make_user
 
 NOW = datetime.now(timezone.utc)
+
+
+@pytest.fixture
+def app(any_db_app):
+    """Every test here on SQLite and on PostgreSQL."""
+    return any_db_app
 
 
 def offer_email(app, *, buyer, event) -> tuple[email.message.EmailMessage, bytes]:
