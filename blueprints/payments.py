@@ -62,8 +62,9 @@ def stripe_webhook():
     try:
         outcome = purchases.receive_webhook(
             request.get_data(), request.headers.get("Stripe-Signature"), now=now())
-    except (ValueError, KeyError, stripe.SignatureVerificationError):
+    except (ValueError, stripe.SignatureVerificationError) as error:
         db.session.rollback()
+        current_app.logger.warning("webhook refused: %s", error)
         return {"error": "invalid payload or signature"}, 400
     except (payments.PaymentError, Busy):
         db.session.rollback()
@@ -89,22 +90,21 @@ def _local_session_or_404(session_id: str):
 def local_page(session_id: str):
     session = _local_session_or_404(session_id)
     message, status = None, 200
-    if request.method == "POST" and session.status == CheckoutStatus.OPEN:
-        action = request.form.get("action")
+    action = request.form.get("action")
+    if request.method == "POST" and action == "pay":
+        # A repeated (or parallel) press lands on the same result page as the first.
+        try:
+            purchases.pay_locally(session_id=session.id, user_id=current_user.id, now=now())
+        except (payments.PaymentError, Busy) as error:
+            db.session.rollback()
+            message, status = str(error), 503
+        else:
+            return redirect(url_for("payments.success", session_id=session.id), code=303)
+    elif request.method == "POST" and session.status == CheckoutStatus.OPEN:
         if action == "cancel":
             return redirect(url_for("payments.cancel", session_id=session.id), code=303)
         if action == "decline":
             message, status = "Your card was declined. No money was taken; try again.", 402
-        elif action == "pay":
-            event = payments.LocalGateway().authorize(session)
-            payload, signature = payments.signed_local_event(event)
-            try:
-                purchases.receive_webhook(payload, signature, now=now())
-            except (payments.PaymentError, Busy) as error:
-                db.session.rollback()
-                message, status = str(error), 503
-            else:
-                return redirect(url_for("payments.success", session_id=session.id), code=303)
         else:
             message, status = "Choose Pay, Decline or Cancel.", 400
     return render_template("payments/local.html", session=session, message=message), status

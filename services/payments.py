@@ -23,6 +23,8 @@ from datetime import datetime
 
 import stripe
 from flask import current_app, url_for
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import CheckoutSession, LocalPayment
@@ -65,12 +67,18 @@ def webhook_secret() -> str:
 def verify_webhook(payload: bytes, signature: str | None) -> dict:
     """The event as a dict, if ``signature`` is Stripe's signature of ``payload``.
 
-    Raises ValueError (bad payload) or stripe.SignatureVerificationError (bad signature).
+    Raises ValueError (bad payload: not UTF-8, not JSON, not a JSON object) or
+    stripe.SignatureVerificationError (bad signature).
     """
     if not signature:
         raise stripe.SignatureVerificationError("missing Stripe-Signature header", signature)
-    event = stripe.Webhook.construct_event(payload, signature, webhook_secret())
-    return event.to_dict()
+    text = payload.decode("utf-8")
+    stripe.WebhookSignature.verify_header(text, signature, webhook_secret(),
+                                          stripe.Webhook.DEFAULT_TOLERANCE)
+    event = json.loads(text)
+    if not isinstance(event, dict):
+        raise ValueError("the webhook body is not a JSON object")
+    return event
 
 
 def sign_webhook(payload: str, *, secret: str, timestamp: int | None = None) -> str:
@@ -130,13 +138,26 @@ class StripeGateway:
         }, options={"idempotency_key": key})
         return NewSession(session.id, session.url)
 
-    def expire_checkout_session(self, session_id: str) -> None:
+    def expire_checkout_session(self, session_id: str) -> bool:
+        """Close the session at Stripe. False when it cannot be closed because the buyer
+        already paid (it is ``complete``): the payment must be fulfilled, not dropped."""
         try:
             self.client.v1.checkout.sessions.expire(session_id)
         except stripe.InvalidRequestError:
-            pass  # already completed or expired: nothing left to close
+            # Stripe only expires open sessions: this one is complete or already expired.
+            return self.completed_payment(session_id) is None
         except stripe.StripeError as error:
+            current_app.logger.warning("stripe call failed: %s", error)
             raise PaymentError() from error
+        return True
+
+    def completed_payment(self, session_id: str) -> str | None:
+        """The payment intent of the Checkout Session, if the buyer completed it."""
+        session = self._call(self.client.v1.checkout.sessions.retrieve, session_id)
+        if session.status != "complete":
+            return None
+        intent = session.payment_intent
+        return intent if isinstance(intent, str) or intent is None else intent.id
 
     def payment_status(self, payment_intent_id: str) -> str:
         return self._call(self.client.v1.payment_intents.retrieve, payment_intent_id).status
@@ -204,8 +225,15 @@ class LocalGateway:
         session_id = f"cs_local_{secrets.token_urlsafe(18)}"
         return NewSession(session_id, url_for("payments.local_page", session_id=session_id))
 
-    def expire_checkout_session(self, session_id: str) -> None:
-        """Nothing to close: the local page refuses payment once the session is not open."""
+    def expire_checkout_session(self, session_id: str) -> bool:
+        """Nothing to close at a gateway (the local page refuses payment once the session
+        is not open); False when the buyer already paid."""
+        return self.completed_payment(session_id) is None
+
+    def completed_payment(self, session_id: str) -> str | None:
+        """The payment authorised on the local page for this session, if any."""
+        return db.session.scalar(
+            select(LocalPayment.id).where(LocalPayment.checkout_session_id == session_id))
 
     def _payment(self, payment_intent_id: str) -> LocalPayment:
         payment = db.session.get(LocalPayment, payment_intent_id)
@@ -216,18 +244,26 @@ class LocalGateway:
     def payment_status(self, payment_intent_id: str) -> str:
         return self._payment(payment_intent_id).status
 
-    def capture(self, payment_intent_id: str) -> None:
-        payment = self._payment(payment_intent_id)
-        if payment.status == "canceled":
-            raise PaymentError("That payment's authorisation was cancelled.")
-        payment.status = "succeeded"
+    def _move(self, payment_intent_id: str, *, to: str, allowed_from: tuple[str, ...]) -> bool:
+        """One conditional update, so a parallel capture and cancel cannot both win."""
+        moved = db.session.execute(
+            update(LocalPayment)
+            .where(LocalPayment.id == payment_intent_id, LocalPayment.status.in_(allowed_from))
+            .values(status=to)
+            .execution_options(synchronize_session=False)
+        ).rowcount
         db.session.commit()
+        if not moved:
+            self._payment(payment_intent_id)  # unknown payment: PaymentError
+        return bool(moved)
+
+    def capture(self, payment_intent_id: str) -> None:
+        if not self._move(payment_intent_id, to="succeeded",
+                          allowed_from=("requires_capture", "succeeded")):
+            raise PaymentError("That payment's authorisation was cancelled.")
 
     def cancel(self, payment_intent_id: str) -> None:
-        payment = self._payment(payment_intent_id)
-        if payment.status == "requires_capture":
-            payment.status = "canceled"
-            db.session.commit()
+        self._move(payment_intent_id, to="canceled", allowed_from=("requires_capture",))
 
     def refund(self, payment_intent_id: str, *, key: str) -> str:
         payment = self._payment(payment_intent_id)
@@ -252,15 +288,26 @@ class LocalGateway:
     # -- the local page's "Pay" button
 
     def authorize(self, session: CheckoutSession) -> dict:
-        """Authorise the card (in the ledger) and return the Stripe-shaped event to deliver."""
-        payment = db.session.scalar(
-            db.select(LocalPayment).where(LocalPayment.checkout_session_id == session.id))
-        if payment is None:
-            payment = LocalPayment(id=f"pi_local_{secrets.token_urlsafe(18)}",
-                                   checkout_session_id=session.id,
-                                   amount_pence=session.amount_pence)
-            db.session.add(payment)
-            db.session.commit()
+        """Authorise the card (in the ledger) and return the Stripe-shaped event to deliver.
+
+        One payment per session however many times Pay is pressed at once: the unique
+        index on the session decides, and the losers read the winner's payment. The payment
+        is recorded on the session in the same commit (Stripe's session carries its payment
+        intent too), so no sweep or closing of the session can miss it.
+        """
+        payment_id = self.completed_payment(session.id)
+        if payment_id is None:
+            payment_id = f"pi_local_{secrets.token_urlsafe(18)}"
+            db.session.add(LocalPayment(id=payment_id, checkout_session_id=session.id,
+                                        amount_pence=session.amount_pence))
+            session.payment_intent_id = payment_id
+            try:
+                db.session.commit()
+            except IntegrityError:  # a parallel press of Pay authorised it first
+                db.session.rollback()
+                payment_id = self.completed_payment(session.id)
+                if payment_id is None:
+                    raise
         return {
             "id": f"evt_local_{secrets.token_urlsafe(18)}",
             "object": "event",
@@ -270,7 +317,7 @@ class LocalGateway:
             "data": {"object": {
                 "id": session.id,
                 "object": "checkout.session",
-                "payment_intent": payment.id,
+                "payment_intent": payment_id,
                 "amount_total": session.amount_pence,
                 "currency": "gbp",
                 "status": "complete",

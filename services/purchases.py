@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import current_app, url_for
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import (
-    CheckoutSession, CheckoutStatus, Ticket, TicketStatus, User, WaitingListEntry, WebhookEvent,
+    CheckoutSession, CheckoutStatus, EntryStatus, Ticket, TicketStatus, User, WaitingListEntry,
+    WebhookEvent,
 )
-from services import NotFound, ServiceError, payments, queue
+from services import Busy, NotFound, ServiceError, payments, queue
 from services.urls import absolute_url
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 # Stripe refuses a Checkout Session that expires in under 30 minutes.
 STRIPE_MIN_SESSION = timedelta(minutes=31)
 SETTLED = (CheckoutStatus.PAID, CheckoutStatus.NOT_CHARGED, CheckoutStatus.REFUNDED)
+# The sweep leaves a payment alone this long after its session last changed, so it never
+# races a webhook or a Pay press still in flight; and looks at this many sessions a run.
+SETTLE_AFTER = timedelta(minutes=2)
+SETTLE_BATCH = 100
 
 
 class PurchaseError(ServiceError):
@@ -143,7 +148,8 @@ def fulfil_checkout(*, session_id: str, payment_intent_id: str, now: datetime) -
             status = "succeeded"
     if status == "canceled":
         # The authorisation is gone: nothing was taken, so no ticket either.
-        queue.void_ticket(ticket_id=ticket.id, now=now)
+        if ticket.status in TicketStatus.LIVE:
+            queue.void_ticket(ticket_id=ticket.id, now=now)
         return _settle(session, CheckoutStatus.NOT_CHARGED)
     if status != "succeeded":
         raise payments.PaymentError(f"Payment {payment_intent_id} is {status}; not captured yet.")
@@ -168,14 +174,103 @@ def _settle(session: CheckoutSession, status: str) -> CheckoutSession:
     return session
 
 
-def close_checkout(*, entry_id: int) -> None:
-    """The offer ended before payment: close its open Checkout Session, if it has one."""
-    session = db.session.scalar(select(CheckoutSession).where(CheckoutSession.entry_id == entry_id))
-    if session is None or session.status != CheckoutStatus.OPEN:
-        return
-    payments.gateway().expire_checkout_session(session.id)
-    session.status = CheckoutStatus.EXPIRED
+def _close_if_open(*criteria, status: str) -> bool:
+    """Move matching sessions from ``open`` to ``status`` in one conditional update, so a
+    session honoured meanwhile (paid by a webhook or the sweep) is never overwritten."""
+    closed = db.session.execute(
+        update(CheckoutSession)
+        .where(CheckoutSession.status == CheckoutStatus.OPEN, *criteria)
+        .values(status=status)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.commit()
+    return bool(closed)
+
+
+def close_checkout(*, entry_id: int) -> bool:
+    """The offer ended before payment: close its open Checkout Session, if it has one.
+
+    A session whose payment is already recorded, or that the gateway says the buyer has
+    just completed, stays open: that payment is fulfilled (or released under the
+    late-payment rule) by its webhook or by ``settle_stale_payments``, never dropped.
+    Returns whether this call closed it.
+    """
+    session = db.session.scalar(select(CheckoutSession).where(CheckoutSession.entry_id == entry_id))
+    if session is None or session.status != CheckoutStatus.OPEN or session.payment_intent_id:
+        return False
+    if not payments.gateway().expire_checkout_session(session.id):
+        log.info("checkout %s completed as its offer ended; left open for fulfilment", session.id)
+        return False
+    return _close_if_open(CheckoutSession.id == session.id,
+                          CheckoutSession.payment_intent_id.is_(None),
+                          status=CheckoutStatus.EXPIRED)
+
+
+def pay_locally(*, session_id: str, user_id: int, now: datetime) -> CheckoutSession:
+    """The local payment page's Pay button: authorise, then deliver the completion as a
+    signed event through the webhook path, exactly as Stripe would.
+
+    Pressing Pay again, or several times at once, authorises one payment and issues one
+    ticket; a session that is no longer open is returned as it is. Raises NotFound (not
+    the buyer's, or payments are not local), PaymentError or Busy (try again).
+    """
+    gateway = payments.gateway()
+    session = get_session(session_id=session_id, user_id=user_id)
+    if gateway.name != "local":
+        raise NotFound("We couldn't find that payment.")
+    if session.status == CheckoutStatus.OPEN:
+        payload, signature = payments.signed_local_event(gateway.authorize(session))
+        receive_webhook(payload, signature, now=now)
+    return session
+
+
+def settle_stale_payments(*, now: datetime, batch: int = SETTLE_BATCH) -> int:
+    """Finish payments that were authorised but never settled (the webhook never came, or
+    fulfilment was cut short): give the seat and capture, or release the money under the
+    late-payment rule, exactly as the webhook would. For the periodic task.
+
+    Looks at sessions still open, and at sessions closed unpaid that carry a payment,
+    unchanged for ``SETTLE_AFTER``: those with a recorded payment first, then the oldest,
+    at most ``batch`` a run. An open session without a payment is closed if its offer
+    has ended, else marked checked so the next run looks at others first. A failure on one
+    session is logged and the rest carry on. Returns how many sessions this run finished.
+    """
+    gateway = payments.gateway()
+    unpaid = CheckoutSession.payment_intent_id.is_(None)
+    rows = db.session.execute(
+        select(CheckoutSession.id, CheckoutSession.payment_intent_id, CheckoutSession.entry_id,
+               WaitingListEntry.status)
+        .join(WaitingListEntry, WaitingListEntry.id == CheckoutSession.entry_id)
+        .where(CheckoutSession.updated_at <= now - SETTLE_AFTER,
+               or_(CheckoutSession.status == CheckoutStatus.OPEN,
+                   and_(CheckoutSession.status == CheckoutStatus.EXPIRED, ~unpaid)))
+        .order_by(unpaid, CheckoutSession.updated_at, CheckoutSession.id)
+        .limit(batch)
+    ).all()
+    db.session.rollback()  # end the read before the writes below
+    finished = 0
+    for session_id, payment_intent_id, entry_id, entry_status in rows:
+        try:
+            payment_intent_id = payment_intent_id or gateway.completed_payment(session_id)
+            if payment_intent_id is not None:
+                session = fulfil_checkout(session_id=session_id,
+                                          payment_intent_id=payment_intent_id, now=now)
+                finished += session.status in SETTLED
+            elif entry_status != EntryStatus.OFFERED:
+                finished += close_checkout(entry_id=entry_id)
+            else:  # still on the payment page: check again after the others
+                db.session.execute(
+                    update(CheckoutSession)
+                    .where(CheckoutSession.id == session_id,
+                           CheckoutSession.status == CheckoutStatus.OPEN)
+                    .values(updated_at=now)
+                    .execution_options(synchronize_session=False))
+                db.session.commit()
+        except ServiceError as error:
+            db.session.rollback()
+            log.warning("could not settle checkout %s yet (%s); the next run retries",
+                        session_id, error)
+    return finished
 
 
 def refund_ticket(*, ticket_id: int, organizer_id: int, now: datetime) -> Ticket:
@@ -224,59 +319,140 @@ def receive_webhook(payload: bytes, signature: str | None, *, now: datetime) -> 
     return handle_event(event, now=now)
 
 
+class MalformedEvent(ValueError):
+    """A signed delivery whose body is not an event we can read: nothing was changed."""
+
+
+def _id(value, what: str, *, limit: int = 255) -> str:
+    """``value`` if it can be a Stripe id (or event type), else MalformedEvent."""
+    if isinstance(value, str) and 0 < len(value) <= limit and value.isprintable():
+        return value
+    raise MalformedEvent(f"{what} is missing or malformed")
+
+
 def handle_event(event: dict, *, now: datetime) -> str:
-    event_id, kind = event["id"], event["type"]
+    """Apply one verified event, once per event id.
+
+    Returns "handled"; "duplicate" (this event id was applied before); "ignored" (a type
+    we don't use, or about a session, payment or account that isn't ours); or "not
+    applied" (a refusal no retry can change). Every event of a type we use is recorded,
+    so a redelivery changes nothing. Raises MalformedEvent when the body can't be read
+    (nothing changed), PaymentError or Busy on a transient failure (Stripe retries).
+    """
+    if not isinstance(event, dict):
+        raise MalformedEvent("the event is not an object")
+    event_id = _id(event.get("id"), "id")
+    kind = _id(event.get("type"), "type", limit=100)
+    handler = _HANDLERS.get(kind)
+    if handler is None:
+        return "ignored"
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        raise MalformedEvent("data.object is missing or not an object")
     if db.session.get(WebhookEvent, event_id) is not None:
         return "duplicate"
-    obj = event["data"]["object"]
-    if kind == "checkout.session.completed":
-        fulfil_checkout(session_id=obj["id"], payment_intent_id=obj["payment_intent"], now=now)
-    elif kind == "checkout.session.expired":
-        session = db.session.get(CheckoutSession, obj["id"])
-        if session is not None and session.status == CheckoutStatus.OPEN:
-            _settle(session, CheckoutStatus.EXPIRED)
-    elif kind == "payment_intent.canceled":
-        session = db.session.scalar(
-            select(CheckoutSession).where(CheckoutSession.payment_intent_id == obj["id"]))
-        if session is not None and session.status == CheckoutStatus.OPEN:
-            _settle(session, CheckoutStatus.NOT_CHARGED)
-    elif kind == "charge.refunded":
-        _refunded_at_stripe(obj, now=now)
-    elif kind == "account.updated":
-        _account_updated(obj)
-    else:
-        return "ignored"
+    try:
+        outcome = handler(obj, now=now)
+    except (payments.PaymentError, Busy):
+        raise
+    except MalformedEvent:
+        db.session.rollback()
+        raise
+    except ServiceError as error:
+        db.session.rollback()
+        log.warning("webhook %s (%s) not applied: %s", event_id, kind, error)
+        outcome = "not applied"
     db.session.add(WebhookEvent(id=event_id, type=kind, received_at=now))
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # the same event handled by a parallel delivery
+    return outcome
+
+
+def _session_completed(session: dict, *, now: datetime) -> str:
+    session_id = _id(session.get("id"), "checkout session id")
+    payment_intent_id = _id(session.get("payment_intent"), "payment_intent")
+    if fulfil_checkout(session_id=session_id, payment_intent_id=payment_intent_id, now=now) is None:
+        return "ignored"
     return "handled"
 
 
-def _refunded_at_stripe(charge: dict, *, now: datetime) -> None:
-    """A refund made in Stripe's dashboard: the ticket stops being valid and frees its seat."""
-    ticket = db.session.scalar(
-        select(Ticket).where(Ticket.payment_reference == charge.get("payment_intent")))
-    if ticket is None or not charge.get("refunded"):
-        return
+def _session_expired(session: dict, *, now: datetime) -> str:
+    session_id = _id(session.get("id"), "checkout session id")
+    if db.session.get(CheckoutSession, session_id) is None:
+        return "ignored"
+    _close_if_open(CheckoutSession.id == session_id, CheckoutSession.payment_intent_id.is_(None),
+                   status=CheckoutStatus.EXPIRED)
+    return "handled"
+
+
+def _authorisation_cancelled(intent: dict, *, now: datetime) -> str:
+    """Stripe cancelled an uncaptured payment (we released it, or it lapsed): nothing was
+    taken. A ticket issued for it whose capture never happened is voided."""
+    payment_intent_id = _id(intent.get("id"), "payment intent id")
+    session = db.session.scalar(
+        select(CheckoutSession).where(CheckoutSession.payment_intent_id == payment_intent_id))
+    if session is None:
+        return "ignored"
+    ticket = db.session.scalar(select(Ticket).where(Ticket.payment_reference == payment_intent_id))
+    if session.status == CheckoutStatus.OPEN and ticket is not None and ticket.status in TicketStatus.LIVE:
+        queue.void_ticket(ticket_id=ticket.id, now=now)
+    _close_if_open(CheckoutSession.id == session.id, status=CheckoutStatus.NOT_CHARGED)
+    return "handled"
+
+
+def _refunded_at_stripe(charge: dict, *, now: datetime) -> str:
+    """A refund made in Stripe's dashboard is a fact: the money has gone back, so the ticket
+    is refunded whatever its state, even one already used at the door. Its place counts as
+    free again and passes on by the usual rules (no offers once the event has started)."""
+    if charge.get("payment_intent") is None:
+        return "ignored"  # a charge made outside Checkout: not one of ours
+    payment_intent_id = _id(charge.get("payment_intent"), "payment_intent")
+    refunded = charge.get("refunded")
+    if not isinstance(refunded, bool):
+        raise MalformedEvent("refunded is missing or not a boolean")
+    ticket = db.session.scalar(select(Ticket).where(Ticket.payment_reference == payment_intent_id))
+    if ticket is None or not refunded:  # not ours, or a partial refund: the ticket stands
+        return "ignored"
     if ticket.status in TicketStatus.LIVE:
-        ticket = queue.refund_ticket_seat(ticket_id=ticket.id, now=now, money_returned=True,
-                                          reason="refunded in the Stripe dashboard")
-    if ticket.refund_settled_at is None:
-        ticket = db.session.get(Ticket, ticket.id)
-        ticket.refund_settled_at = now
+        try:
+            queue.refund_ticket_seat(ticket_id=ticket.id, now=now, money_returned=True,
+                                     reason="refunded in the Stripe dashboard")
+        except queue.QueueError:
+            pass  # refunded or cancelled meanwhile (a parallel delivery, the organizer)
+    ticket = db.session.get(Ticket, ticket.id, populate_existing=True)
+    if ticket.status == TicketStatus.REFUNDED and ticket.refund_settled_at is None:
+        ticket.refund_settled_at = now  # our own refund task has nothing left to send
         db.session.commit()
+    return "handled"
 
 
-def _account_updated(account: dict) -> None:
-    user = db.session.scalar(select(User).where(User.stripe_connect_id == account["id"]))
+def _account_updated(account: dict, *, now: datetime) -> str:
+    account_id = _id(account.get("id"), "account id")
+    requirements = account.get("requirements")
+    if requirements is not None and not (
+            isinstance(requirements, dict)
+            and isinstance(requirements.get("currently_due") or [], list)):
+        raise MalformedEvent("requirements is malformed")
+    user = db.session.scalar(select(User).where(User.stripe_connect_id == account_id))
     if user is None:
-        return
+        return "ignored"
     status = payments.account_status_from(account)
     user.stripe_details_submitted = status.details_submitted
     user.stripe_charges_enabled = status.charges_enabled
     db.session.commit()
+    return "handled"
+
+
+_HANDLERS = {
+    "checkout.session.completed": _session_completed,
+    "checkout.session.expired": _session_expired,
+    "payment_intent.canceled": _authorisation_cancelled,
+    "charge.refunded": _refunded_at_stripe,
+    "account.updated": _account_updated,
+}
 
 
 # ------------------------------------------------------------------ Connect

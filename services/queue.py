@@ -658,13 +658,14 @@ def refund_ticket_seat(*, ticket_id: int, now: datetime, actor_id: int | None = 
                        reason: str = "refunded by the organizer",
                        money_returned: bool = False) -> Ticket:
     """Mark a valid ticket refunded and pass its seat on; the money follows by an outbox task
-    (none when ``money_returned``: the refund was made at the payment service)."""
+    (none when ``money_returned``: the refund was made at the payment service, a fact that
+    refunds a ticket already used at the door too)."""
     event_id = db.session.get(Ticket, ticket_id).event_id
     with transition(event_id, now=now) as event:
         ticket = db.session.get(Ticket, ticket_id, populate_existing=True, with_for_update=True)
-        if ticket.status == TicketStatus.USED:
+        if ticket.status == TicketStatus.USED and not money_returned:
             raise QueueError("This ticket was already used at the door.")
-        if ticket.status != TicketStatus.VALID:
+        if ticket.status not in TicketStatus.LIVE:
             raise QueueError("This ticket is already refunded or cancelled.")
         _free_seat(event, ticket, TicketStatus.REFUNDED, now=now, actor_id=actor_id,
                    reason=reason, money_returned=money_returned)

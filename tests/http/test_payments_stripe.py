@@ -4,14 +4,17 @@ Ticket Hub sends Stripe, and Stripe-signed webhooks through ``/webhooks/stripe``
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from extensions import db
-from models import CheckoutSession, Ticket, User
-from services import payments
+from models import CheckoutSession, Ticket, User, WebhookEvent
+from services import payments, purchases, queue
+from services.tickets import token_for
 from tests.conftest import _make_app, build_test_config, make_event, make_user
 from tests.support.fake_stripe import start_fake_stripe
 from tests.support.invariants import assert_queue_invariants
@@ -117,6 +120,16 @@ def buy_through_stripe(client, auth, stripe_server, event, buyer) -> CheckoutSes
     return session
 
 
+def sold_ticket(client, auth, stripe_server, organizer, *, price_pence: int = 1250):
+    """One ticket of a one-ticket event, paid at Stripe and fulfilled by the signed
+    webhook: (event, ticket). Leaves the buyer signed out."""
+    event = make_event(organizer, total_tickets=1, price_pence=price_pence)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    webhook(client, "checkout.session.completed", stripe_server.sessions[session.id])
+    auth.logout()
+    return event, Ticket.query.one()
+
+
 def test_a_signed_completion_issues_the_ticket_then_captures(
         client, auth, stripe_server, connected_organizer):
     event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
@@ -183,11 +196,7 @@ def test_when_the_authorisation_is_gone_no_ticket_is_issued(
 
 
 def test_refunds_reverse_the_transfer_and_the_fee(client, auth, stripe_server, connected_organizer):
-    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
-    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
-    webhook(client, "checkout.session.completed", stripe_server.sessions[session.id])
-    ticket = Ticket.query.one()
-    auth.logout()
+    _, ticket = sold_ticket(client, auth, stripe_server, connected_organizer)
     auth.login(connected_organizer)
     client.post(f"/seller/tickets/{ticket.id}/refund")
     call = stripe_server.calls("/v1/refunds")[0]
@@ -201,10 +210,7 @@ def test_refunds_reverse_the_transfer_and_the_fee(client, auth, stripe_server, c
 
 def test_a_refund_made_in_the_stripe_dashboard_frees_the_seat(
         client, auth, stripe_server, connected_organizer):
-    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
-    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
-    webhook(client, "checkout.session.completed", stripe_server.sessions[session.id])
-    ticket = Ticket.query.one()
+    event, ticket = sold_ticket(client, auth, stripe_server, connected_organizer)
     charge = {"id": "ch_1", "object": "charge", "payment_intent": ticket.payment_reference,
               "refunded": True, "amount_refunded": 1250}
     assert webhook(client, "charge.refunded", charge).status_code == 200
@@ -256,13 +262,9 @@ def test_cancelling_50_sold_tickets_survives_a_failure_half_way_and_refunds_each
 
 def test_a_used_ticket_is_refunded_too_when_the_event_is_cancelled(
         client, auth, stripe_server, connected_organizer):
-    event = make_event(connected_organizer, total_tickets=1, price_pence=1000)
-    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
-    webhook(client, "checkout.session.completed", stripe_server.sessions[session.id])
-    ticket = Ticket.query.one()
+    event, ticket = sold_ticket(client, auth, stripe_server, connected_organizer, price_pence=1000)
     ticket.status = "used"
     db.session.commit()
-    auth.logout()
     auth.login(connected_organizer)
     client.post(f"/seller/events/{event.id}/cancel")
     db.session.expire_all()
@@ -315,3 +317,96 @@ def test_nobody_sees_another_organizers_connect_account(client, auth, stripe_ser
     assert connected_organizer.stripe_connect_id not in page
     assert "Set up payouts with Stripe" in page
     assert not stripe_server.calls(f"/v1/accounts/{connected_organizer.stripe_connect_id}/")
+
+
+# ------------------------------------------------------------ payments that finish by themselves
+
+
+def test_a_payment_whose_webhook_never_came_is_settled_by_the_sweep(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    intent = stripe_server.sessions[session.id]["payment_intent"]  # paid; no webhook arrives
+    later = datetime.now(timezone.utc) + purchases.SETTLE_AFTER + timedelta(minutes=1)
+    assert purchases.settle_stale_payments(now=later) == 1
+    assert stripe_server.calls(f"/v1/checkout/sessions/{session.id}")[0].method == "GET"
+    assert stripe_server.intents[intent]["status"] == "succeeded"
+    db.session.expire_all()
+    assert CheckoutSession.query.one().status == "paid"
+    assert Ticket.query.one().payment_reference == intent
+    assert purchases.settle_stale_payments(now=later) == 0
+    assert len(stripe_server.calls("/capture")) == 1
+    assert_queue_invariants(event.id)
+
+
+def test_an_offer_ending_as_the_buyer_pays_leaves_the_session_open_for_fulfilment(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    session = buy_through_stripe(client, auth, stripe_server, event, make_user())
+    client.post(f"/events/{event.id}/release")  # the offer ends just as the payment completes
+    # Stripe refuses to expire a complete session, so it is not marked expired...
+    assert len(stripe_server.calls(f"/v1/checkout/sessions/{session.id}/expire")) == 1
+    db.session.expire_all()
+    assert CheckoutSession.query.one().status == "open"
+    # ...and with no webhook, the sweep applies the late-payment rule: the seat is still
+    # free and nobody waits for it, so the buyer keeps it.
+    later = datetime.now(timezone.utc) + purchases.SETTLE_AFTER + timedelta(minutes=1)
+    assert purchases.settle_stale_payments(now=later) == 1
+    db.session.expire_all()
+    assert CheckoutSession.query.one().status == "paid"
+    assert Ticket.query.one().status == "valid"
+    assert_queue_invariants(event.id)
+
+
+def test_an_authorisation_cancelled_before_capture_voids_its_ticket(
+        client, auth, stripe_server, connected_organizer):
+    event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
+    buyer = make_user()
+    session = buy_through_stripe(client, auth, stripe_server, event, buyer)
+    intent = stripe_server.sessions[session.id]["payment_intent"]
+    # Fulfilment gave the seat, then stopped before capturing; later the authorisation
+    # lapses at Stripe and Stripe says so.
+    session.payment_intent_id = intent
+    db.session.commit()
+    queue.complete_purchase(entry_id=session.entry_id, user_id=buyer.id, payment_reference=intent,
+                            amount_pence=1250, now=datetime.now(timezone.utc))
+    stripe_server.intents[intent]["status"] = "canceled"
+    cancelled = webhook(client, "payment_intent.canceled", stripe_server.intents[intent])
+    assert cancelled.status_code == 200
+    db.session.expire_all()
+    assert CheckoutSession.query.one().status == "not_charged"
+    assert Ticket.query.one().status == "cancelled"
+    assert assert_queue_invariants(event.id)["sold"] == 0
+
+
+# ------------------------------------------------------------ refunds made in Stripe's dashboard
+
+
+def test_a_dashboard_refund_of_a_ticket_used_at_the_door_is_recorded_and_shown(
+        client, auth, stripe_server, connected_organizer, caplog):
+    event, ticket = sold_ticket(client, auth, stripe_server, connected_organizer)
+    auth.login(connected_organizer)
+    client.post(f"/seller/events/{event.id}/checkin", data={"token": token_for(ticket)})
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).status == "used"
+
+    charge = {"id": "ch_1", "object": "charge", "payment_intent": ticket.payment_reference,
+              "refunded": True, "amount_refunded": 1250}
+    with caplog.at_level(logging.WARNING):
+        first = webhook(client, "charge.refunded", charge, event_id="evt_refund")
+        again = webhook(client, "charge.refunded", charge, event_id="evt_refund")  # retried
+    assert (first.status_code, first.json["outcome"]) == (200, "handled")
+    assert (again.status_code, again.json["outcome"]) == (200, "duplicate")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    db.session.expire_all()
+    refunded = db.session.get(Ticket, ticket.id)
+    assert refunded.status == "refunded" and refunded.refund_settled_at is not None
+    assert db.session.get(WebhookEvent, "evt_refund").type == "charge.refunded"
+    assert stripe_server.refunds == []  # the money went back at Stripe; we send nothing more
+    page = client.get(f"/seller/events/{event.id}").get_data(as_text=True)
+    figures = re.search(r'<dl class="facts" id="figures">(.*?)</dl>', page, re.S).group(1)
+    assert "<dt>Sold</dt><dd>0</dd>" in figures
+    assert "<dt>Gross revenue</dt><dd>£0.00</dd>" in figures
+    assert 'data-sent="1" data-total="1"' in page
+    assert "<td>refunded</td>" in page
+    assert assert_queue_invariants(event.id)["sold"] == 0

@@ -6,8 +6,10 @@ import html
 import re
 from datetime import datetime, timezone
 
-from models import Ticket
-from services import queue
+from flask import current_app
+
+from models import CheckoutSession, Ticket
+from services import purchases, queue
 
 
 def buy_through_the_site(client, event) -> tuple[int, str]:
@@ -33,3 +35,12 @@ def buy_directly(event, buyer, *, at: datetime | None = None,
         entry_id=entry.id, user_id=buyer.id, payment_reference=f"pay-{entry.id}",
         amount_pence=event.price_pence if amount_pence is None else amount_pence, now=at,
     )
+
+
+def open_checkout(event, buyer, *, at: datetime | None = None) -> CheckoutSession:
+    """Join (offered at once) and press "Buy now", through the services: the open session."""
+    at = at or datetime.now(timezone.utc)
+    queue.join_queue(event_id=event.id, user_id=buyer.id, now=at)
+    with current_app.test_request_context():
+        purchases.start_checkout(event_id=event.id, user_id=buyer.id, now=at)
+    return CheckoutSession.query.filter_by(user_id=buyer.id, event_id=event.id).one()

@@ -116,6 +116,8 @@ def _handler(state: FakeStripe):
                 }
                 state.sessions[session_id] = session
                 return session
+            if parts[:2] == ["checkout", "sessions"] and len(parts) == 3 and method == "GET":
+                return state.sessions[parts[2]]
             if parts[:2] == ["checkout", "sessions"] and parts[3:] == ["expire"]:
                 session = state.sessions[parts[2]]
                 if session["status"] != "open":
