@@ -128,6 +128,9 @@ def load_config(environ=os.environ) -> dict:
         # before the row is handed over again, and how often the consumer's relay looks.
         "OUTBOX_LEASE_SECONDS": _int(environ, "OUTBOX_LEASE_SECONDS", 120),
         "OUTBOX_RELAY_SECONDS": _float(environ, "OUTBOX_RELAY_SECONDS", 5.0),
+        # A payment authorised but not settled this long after its session last changed
+        # (the webhook never came, a worker died mid-payment) is settled by the minute sweep.
+        "PAYMENT_SETTLE_AFTER_SECONDS": _int(environ, "PAYMENT_SETTLE_AFTER_SECONDS", 120),
         "QUEUE_JOIN_LIMIT": join_limit,
         # Login attempts: per client address and per account, so neither a single
         # attacker nor a botnet aimed at one account gets unlimited guesses.

@@ -150,6 +150,14 @@ def send_notification(kind: str, object_id: int) -> str:
     return notifications.send(kind, object_id)
 
 
+@huey.periodic_task(crontab(minute="*"))
+@in_app_context
+def settle_stale_payments() -> int:
+    """Every minute, finish payments authorised but never settled (a lost webhook, a worker
+    killed mid-payment) exactly as the webhook would: seat and capture, or release."""
+    return purchases.settle_stale_payments(now=_now())
+
+
 # --------------------------------------------------------------------------- the outbox relay
 
 OUTBOX_TASKS = {

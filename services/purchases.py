@@ -32,7 +32,6 @@ STRIPE_MIN_SESSION = timedelta(minutes=31)
 SETTLED = (CheckoutStatus.PAID, CheckoutStatus.NOT_CHARGED, CheckoutStatus.REFUNDED)
 # The sweep leaves a payment alone this long after its session last changed, so it never
 # races a webhook or a Pay press still in flight; and looks at this many sessions a run.
-SETTLE_AFTER = timedelta(minutes=2)
 SETTLE_BATCH = 100
 
 
@@ -224,13 +223,19 @@ def pay_locally(*, session_id: str, user_id: int, now: datetime) -> CheckoutSess
     return session
 
 
+def settle_after() -> timedelta:
+    """How long after its session last changed an unsettled payment is left to its webhook."""
+    return timedelta(seconds=current_app.config["PAYMENT_SETTLE_AFTER_SECONDS"])
+
+
 def settle_stale_payments(*, now: datetime, batch: int = SETTLE_BATCH) -> int:
     """Finish payments that were authorised but never settled (the webhook never came, or
     fulfilment was cut short): give the seat and capture, or release the money under the
     late-payment rule, exactly as the webhook would. For the periodic task.
 
     Looks at sessions still open, and at sessions closed unpaid that carry a payment,
-    unchanged for ``SETTLE_AFTER``: those with a recorded payment first, then the oldest,
+    unchanged for ``PAYMENT_SETTLE_AFTER_SECONDS`` (a webhook normally comes within
+    seconds; this is the safety net): those with a recorded payment first, then the oldest,
     at most ``batch`` a run. An open session without a payment is closed if its offer
     has ended, else marked checked so the next run looks at others first. A failure on one
     session is logged and the rest carry on. Returns how many sessions this run finished.
@@ -241,7 +246,7 @@ def settle_stale_payments(*, now: datetime, batch: int = SETTLE_BATCH) -> int:
         select(CheckoutSession.id, CheckoutSession.payment_intent_id, CheckoutSession.entry_id,
                WaitingListEntry.status)
         .join(WaitingListEntry, WaitingListEntry.id == CheckoutSession.entry_id)
-        .where(CheckoutSession.updated_at <= now - SETTLE_AFTER,
+        .where(CheckoutSession.updated_at <= now - settle_after(),
                or_(CheckoutSession.status == CheckoutStatus.OPEN,
                    and_(CheckoutSession.status == CheckoutStatus.EXPIRED, ~unpaid)))
         .order_by(unpaid, CheckoutSession.updated_at, CheckoutSession.id)

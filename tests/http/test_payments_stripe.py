@@ -327,7 +327,7 @@ def test_a_payment_whose_webhook_never_came_is_settled_by_the_sweep(
     event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
     session = buy_through_stripe(client, auth, stripe_server, event, make_user())
     intent = stripe_server.sessions[session.id]["payment_intent"]  # paid; no webhook arrives
-    later = datetime.now(timezone.utc) + purchases.SETTLE_AFTER + timedelta(minutes=1)
+    later = datetime.now(timezone.utc) + purchases.settle_after() + timedelta(minutes=1)
     assert purchases.settle_stale_payments(now=later) == 1
     assert stripe_server.calls(f"/v1/checkout/sessions/{session.id}")[0].method == "GET"
     assert stripe_server.intents[intent]["status"] == "succeeded"
@@ -350,7 +350,7 @@ def test_an_offer_ending_as_the_buyer_pays_leaves_the_session_open_for_fulfilmen
     assert CheckoutSession.query.one().status == "open"
     # ...and with no webhook, the sweep applies the late-payment rule: the seat is still
     # free and nobody waits for it, so the buyer keeps it.
-    later = datetime.now(timezone.utc) + purchases.SETTLE_AFTER + timedelta(minutes=1)
+    later = datetime.now(timezone.utc) + purchases.settle_after() + timedelta(minutes=1)
     assert purchases.settle_stale_payments(now=later) == 1
     db.session.expire_all()
     assert CheckoutSession.query.one().status == "paid"

@@ -20,7 +20,8 @@ from tests.support.buying import open_checkout
 from tests.support.invariants import assert_queue_invariants
 
 NOW = datetime.now(timezone.utc)
-LATER = NOW + purchases.SETTLE_AFTER + timedelta(minutes=1)  # past the grace period
+# Past the sweep's grace period (PAYMENT_SETTLE_AFTER_SECONDS, 2 minutes by default).
+LATER = NOW + timedelta(minutes=3)
 
 
 @pytest.fixture
@@ -94,10 +95,10 @@ def test_an_authorisation_whose_offer_passed_to_a_waiter_is_cancelled(app_db):
     # Closing Ann's checkout leaves it open: her payment must be released, not forgotten.
     assert purchases.close_checkout(entry_id=session.entry_id) is False
 
-    assert purchases.settle_stale_payments(now=lapsed + purchases.SETTLE_AFTER) == 1
+    assert purchases.settle_stale_payments(now=lapsed + purchases.settle_after()) == 1
     assert state_of(session.id) == ("not_charged", "canceled", [])
     assert WaitingListEntry.query.filter_by(user_id=bob.id).one().status == "offered"
-    assert purchases.settle_stale_payments(now=lapsed + 2 * purchases.SETTLE_AFTER) == 0
+    assert purchases.settle_stale_payments(now=lapsed + 2 * purchases.settle_after()) == 0
     assert state_of(session.id) == ("not_charged", "canceled", [])
     assert assert_queue_invariants(event.id) == {"sold": 0, "offered": 1, "waiting": 0,
                                                  "entries": 2}
