@@ -5,7 +5,11 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from blueprints import auth, events, health, payments, seller, tickets
-    from blueprints.helpers import register_filters
+    from blueprints.helpers import IdConverter, refuse_control_characters, register_filters
+
+    # Before any rule is added: every <int:…> then only matches ids the database can hold.
+    app.url_map.converters["int"] = IdConverter
+    app.before_request(refuse_control_characters)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(events.bp)

@@ -12,7 +12,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from blueprints.helpers import now, wants_fragment
+from blueprints.helpers import now, page_number, wants_fragment
 from extensions import limiter
 from services import NotFound, ServiceError, events, queue
 
@@ -22,9 +22,8 @@ bp = Blueprint("events", __name__)
 @bp.get("/")
 def index():
     q = request.args.get("q", "")
-    page = request.args.get("page", 1, type=int) or 1
     results = events.search_upcoming(
-        q=q, page=max(page, 1), per_page=current_app.config["EVENTS_PER_PAGE"], now=now()
+        q=q, page=page_number(), per_page=current_app.config["EVENTS_PER_PAGE"], now=now()
     )
     return render_template("events/index.html", results=results, q=q)
 

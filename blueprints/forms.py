@@ -7,20 +7,44 @@ Forms only parse and check shape (present, a number, a date); the rules of the d
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import EmailField, PasswordField, StringField, TextAreaField, ValidationError
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, StopValidation
 
 from services import ServiceError
+from services.text import text_problem
 
 EVENT_DATE_FORMAT = "%Y-%m-%dT%H:%M"
+# ASCII digits only: Decimal() reads "１２" and "1e400"; str.isdigit() passes "²", int() fails on it.
+_PRICE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 
-class SignupForm(FlaskForm):
+def plain_text(form, field) -> None:
+    """No NUL or other control characters; one line unless the field is a text area."""
+    if isinstance(field.data, str):
+        problem = text_problem(field.data, multiline=isinstance(field, TextAreaField))
+        if problem:
+            raise StopValidation(problem)
+
+
+class SafeForm(FlaskForm):
+    """Base of every form: each text field checks ``plain_text`` before anything else,
+    so a NUL byte or a stray line break gets a message on its field, never an error page."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self:
+            if isinstance(field, StringField) and field.name != self.meta.csrf_field_name:
+                field.validators = [plain_text, *field.validators]  # a new list: not shared
+
+
+class SignupForm(SafeForm):
     name = StringField("Your name", validators=[InputRequired("Enter your name."), Length(max=100, message="Names can be at most 100 characters.")])
     email = EmailField("Email", validators=[InputRequired("Enter your email address."), Length(max=254, message="Email addresses can be at most 254 characters.")])
     password = PasswordField(
@@ -28,7 +52,7 @@ class SignupForm(FlaskForm):
     )
 
 
-class LoginForm(FlaskForm):
+class LoginForm(SafeForm):
     email = EmailField("Email", validators=[InputRequired("Enter your email address.")])
     password = PasswordField("Password", validators=[InputRequired("Enter your password.")])
 
@@ -38,16 +62,13 @@ def parse_price_pence(raw: str) -> int:
     text = (raw or "").strip().lstrip("£").replace(",", "")
     if not text:
         raise ValueError("Enter a price in pounds, like 12.50 (0 for a free event).")
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise ValueError("Enter the price as a number of pounds, like 12.50.") from None
-    if not amount.is_finite():
+    if not _PRICE.fullmatch(text):
         raise ValueError("Enter the price as a number of pounds, like 12.50.")
+    amount = Decimal(text)
+    if abs(amount) > Decimal("1000000"):  # checked first: quantize() fails on huge numbers
+        raise ValueError("That price is far too large.")
     if amount != amount.quantize(Decimal("0.01")):
         raise ValueError("Prices can't have fractions of a penny.")
-    if abs(amount) > Decimal("1000000"):
-        raise ValueError("That price is far too large.")
     return int(amount * 100)
 
 
@@ -58,7 +79,7 @@ def parse_event_date(raw: str) -> datetime:
         raise ValueError("Enter the date and time as YYYY-MM-DDTHH:MM (UTC).") from None
 
 
-class EventForm(FlaskForm):
+class EventForm(SafeForm):
     name = StringField("Event name", validators=[InputRequired("Give the event a name."), Length(max=120, message="Names can be at most 120 characters.")])
     description = TextAreaField("Description", validators=[Length(max=5000, message="Descriptions can be at most 5000 characters.")])
     location = StringField("Location", validators=[InputRequired("Say where the event takes place."), Length(max=200, message="Locations can be at most 200 characters.")])
@@ -81,8 +102,10 @@ class EventForm(FlaskForm):
 
     def validate_total_tickets(self, field):
         text = (field.data or "").strip().replace(",", "")
-        if not text.isdigit():
+        if not _WHOLE_NUMBER.fullmatch(text):
             raise ValidationError("Enter the number of tickets as a whole number, like 100.")
+        if len(text.lstrip("0")) > 9:  # int() of thousands of digits fails outright
+            raise ValidationError("That's far too many tickets.")
         self.capacity = int(text)
 
     def validate_event(self, *, now: datetime) -> bool:
@@ -112,7 +135,7 @@ class EventForm(FlaskForm):
         return upload.read()
 
 
-class CheckInForm(FlaskForm):
+class CheckInForm(SafeForm):
     """The door: a ticket's QR code, typed, pasted, or read by a scanner or the camera."""
 
     token = StringField("Ticket code", filters=[lambda value: value.strip() if value else value],

@@ -1,11 +1,54 @@
-"""Small view helpers shared by the blueprints: page-or-fragment and template filters."""
+"""Small view helpers shared by the blueprints: page-or-fragment, input guards, filters."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, abort, request
+from werkzeug.routing import IntegerConverter
+
+from services.text import text_problem
+
+MAX_ID = 2**31 - 1  # ids are INTEGER columns on PostgreSQL
+MAX_PAGE = 10_000
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in every route: an id the database can hold, so anything else is a 404.
+
+    Werkzeug's own accepts any Unicode digits (``１２``) and any size, which the databases
+    refuse with an error (a 500) instead of simply finding nothing.
+    """
+
+    regex = r"[1-9][0-9]{0,9}"  # ASCII digits, no leading zeros: one URL per id
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = 1, max: int | None = MAX_ID,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def refuse_control_characters() -> None:
+    """400 for a query parameter or path part with NUL or another control character.
+
+    PostgreSQL refuses NUL in text, and no link of ours carries control characters, so a
+    request that does was typed or forged. Form fields get messages from their forms instead.
+    """
+    parts = [*(part for pair in request.args.items(multi=True) for part in pair),
+             *(request.view_args or {}).values()]
+    if any(isinstance(part, str) and text_problem(part) for part in parts):
+        abort(400, description="The address contains characters we can't accept. "
+                               "Check the link and try again.")
+
+
+def page_number() -> int:
+    """``?page=``: 1 when missing or not a number; never past a page that could exist."""
+    raw = request.args.get("page", "")
+    if not (raw.isascii() and raw.isdigit()):
+        return 1
+    if len(raw) > len(str(MAX_PAGE)):  # int() of thousands of digits fails outright
+        return MAX_PAGE
+    return min(max(int(raw), 1), MAX_PAGE)
 
 
 def now() -> datetime:

@@ -10,6 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from extensions import db
 from models import User
 from services import ServiceError
+from services.text import text_problem
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 200
@@ -31,6 +32,8 @@ def normalize_email(email: str) -> str:
 
 def register_user(*, name: str, email: str, password: str) -> User:
     """Create an account. Raises AccountError for a taken email or a weak password."""
+    if problem := text_problem(name):  # checked before split() folds line breaks away
+        raise AccountError(problem, field="name")
     name = " ".join(name.split())
     if not name:
         raise AccountError("Enter your name.", field="name")

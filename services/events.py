@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from extensions import db
 from models import AuditEntry, Event, Ticket, User
 from services import Forbidden, NotFound, ServiceError, images, queue
+from services.text import text_problem
 
 MAX_NAME = 120
 MAX_LOCATION = 200
@@ -55,6 +56,11 @@ def detail_problems(*, name: str, description: str, location: str, starts_at: da
         problems["location"] = f"Locations can be at most {MAX_LOCATION} characters."
     if len(description) > MAX_DESCRIPTION:
         problems["description"] = f"Descriptions can be at most {MAX_DESCRIPTION} characters."
+    for field, text, multiline in (("name", name, False), ("location", location, False),
+                                   ("description", description, True)):
+        problem = text_problem(text, multiline=multiline)
+        if problem:
+            problems.setdefault(field, problem)
     if starts_at is not None and starts_at <= now:
         problems["event_date"] = "The event date must be in the future."
     if price_pence is not None and price_pence < 0:
