@@ -104,7 +104,6 @@ class User(UserMixin, db.Model):
     # Stored lower-cased, so uniqueness ignores case on every database.
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    phone: Mapped[str | None] = mapped_column(String(32))
     stripe_connect_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Mirrors of the Connect account, kept current by ``account.updated`` webhooks.
     stripe_details_submitted: Mapped[bool] = mapped_column(default=False, server_default=false())
@@ -276,7 +275,6 @@ class CheckoutStatus:
     REFUNDED = "refunded"  # captured but no seat could be given: refunded at once
     EXPIRED = "expired"  # closed unpaid (offer ended, or Stripe expired it)
     ALL = (OPEN, PAID, NOT_CHARGED, REFUNDED, EXPIRED)
-    FINAL = (PAID, NOT_CHARGED, REFUNDED, EXPIRED)
 
 
 class CheckoutSession(db.Model):
