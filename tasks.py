@@ -2,14 +2,14 @@
 
 Huey runs on SQLite under ``instance/`` by default and on Redis when ``REDIS_URL`` is set.
 Each task is a thin wrapper: it enters the Flask app context and calls one service.
-Start a consumer with ``huey_consumer tasks.huey`` (``make run`` does).
+Start a consumer with ``huey_consumer worker.huey`` (``make run`` does): ``worker.py``
+builds the app once and binds it here.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
 from contextlib import nullcontext
@@ -19,7 +19,7 @@ from flask import Flask, has_app_context
 from huey import RedisHuey, SqliteHuey, crontab
 from redis import ConnectionPool
 
-from config import instance_path
+from config import load_config
 from services import notifications, outbox, purchases, queue
 
 logger = logging.getLogger("tasks")
@@ -27,19 +27,17 @@ logger = logging.getLogger("tasks")
 HEARTBEAT_KEY = "consumer-heartbeat"
 
 
-def _make_huey():
-    redis_url = os.environ.get("REDIS_URL")
+def _make_huey(config: dict):
+    redis_url = config["REDIS_URL"]
     if redis_url:
         # A hung Redis must not hang a request (the outbox keeps what can't be handed over)
         # or /healthz: give up within seconds. Above the consumer's 1 s blocking read.
         pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=1, socket_timeout=3)
         return RedisHuey("tickethub", connection_pool=pool)
-    folder = instance_path()
-    folder.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("tickethub", filename=str(folder / "huey.sqlite3"))
+    return SqliteHuey("tickethub", filename=config["HUEY_SQLITE_PATH"])
 
 
-huey = _make_huey()
+huey = _make_huey(load_config())
 _app: Flask | None = None
 
 
@@ -54,9 +52,8 @@ def _app_context():
     if has_app_context():
         return nullcontext()
     if _app is None:
-        from app import create_app
-
-        create_app()  # binds itself through bind_app
+        raise RuntimeError("No app is bound to the tasks: start the consumer as "
+                           "`huey_consumer worker.huey`, which builds it.")
     return _app.app_context()
 
 

@@ -40,7 +40,7 @@ from extensions import db  # noqa: E402
 from models import (  # noqa: E402
     Event, OutboxItem, QueueDeparture, Ticket, TicketStatus, User, WaitingListEntry,
 )
-from services import outbox, queue  # noqa: E402
+from services import outbox, queue, queue_reads  # noqa: E402
 from tests.support.invariants import assert_queue_invariants  # noqa: E402
 from tests.support.postgres import postgres_server  # noqa: E402
 from tests.support.workers import run_threads  # noqa: E402
@@ -96,7 +96,7 @@ def build_queue(length: int, capacity: int = 100) -> tuple[int, int]:
                      "seq": seq, "status": "expired" if gone else "waiting", "joined_at": NOW,
                      "end_reason": "left" if gone else None, "ended_at": NOW if gone else None})
         if gone:
-            block = queue._block(seq)
+            block = queue_reads.block_of(seq)
             departed[block] = departed.get(block, 0) + 1
         else:
             user += 1

@@ -23,7 +23,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-setsid "$BIN/huey_consumer" tasks.huey --workers 2 --worker-type thread --delay 0.1 --max-delay 1 \
+setsid "$BIN/huey_consumer" worker.huey --workers 2 --worker-type thread --delay 0.1 --max-delay 1 \
   --graceful-signal TERM --shutdown-timeout 60 &
 pids+=($!)
 setsid "$BIN/gunicorn" --no-control-socket --workers "${WEB_CONCURRENCY:-1}" --threads 8 \

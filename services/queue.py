@@ -5,19 +5,10 @@ writes ``WaitingListEntry.status`` or the event's queue counters.
 
 Locking
 -------
-Each transition runs inside ``with transition(event_id, now=now)``, which takes the event's
-lock first and holds it until its single commit, so all transitions of one event are serialized across every process:
-
-* PostgreSQL: ``SELECT … FROM events WHERE id = … FOR UPDATE`` locks the event row. Under
-  READ COMMITTED every later statement of the transaction sees everything committed before
-  the lock was granted. ``lock_timeout`` (set on connect) turns a long wait into ``Busy``.
-* SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before the first read, so
-  no other writer can interleave between our reads and writes (a deferred transaction
-  could read, then fail to upgrade with SQLITE_BUSY). WAL mode keeps readers running
-  beside the writer; the busy timeout (set on connect) makes writers queue, then ``Busy``.
-
-Other events' transitions do not wait on PostgreSQL. Reads (availability, position) take
-no lock: they read the counters kept on the event row and one index range.
+Each transition runs inside ``with transition(event_id, now=now)``: a unit of work that
+takes the event's lock first and holds it until its single commit (``services/locking.py``),
+so all transitions of one event are serialized across every process. Reads take no lock
+(``services/queue_reads.py``).
 
 Invariant (also a CHECK constraint on ``events``):
 ``sold_count + offered_count <= total_tickets`` where ``offered_count`` counts offers with
@@ -31,21 +22,25 @@ Every function takes ``now``, so tests can move the clock.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import (
     AuditAction, AuditEntry, CheckoutSession, CheckoutStatus, EndReason, EntryStatus, Event,
     QueueDeparture, Ticket, TicketStatus, WaitingListEntry,
 )
-from services import Busy, Forbidden, NotFound, ServiceError, is_lock_timeout, notifications, outbox
+from services import Busy, Forbidden, NotFound, ServiceError, notifications, outbox
+from services.locking import UnitOfWork, lock_event
+from services.queue_reads import (  # noqa: F401 (the reads are part of the queue's API)
+    Availability, QueueStatus, active_entry, availability, block_of, estimated_wait,
+    has_stale_offers, latest_entry, live_ticket, position, queue_status, status_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,74 +55,29 @@ class OfferNotLive(QueueError):
     """The offer a payment was for has ended (expired, released, or the event was cancelled)."""
 
 
-# --------------------------------------------------------------------------- locking
-
-
-def _lock(event_id: int) -> Event:
-    """Lock the event row for the rest of this transaction (see the module docstring)."""
-    try:
-        connection = db.session.connection()
-        if connection.dialect.name == "sqlite":
-            dbapi = connection.connection.dbapi_connection
-            if not dbapi.in_transaction:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-        event = db.session.execute(
-            select(Event)
-            .where(Event.id == event_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-    except OperationalError as error:
-        db.session.rollback()
-        if is_lock_timeout(error):
-            raise Busy() from error
-        raise
-    if event is None:
-        db.session.rollback()
-        raise NotFound("We couldn't find that event.")
-    return event
-
-
-class transition:
+class transition(UnitOfWork):
     """One locked unit of work on an event, as ``with transition(event_id, now=now) as event``.
 
-    Entering locks the event and expires its overdue offers (so no write ever acts on a stale
-    offer); leaving commits once, with the transition's follow-ups written to the outbox in
-    the same transaction, or rolls back on any exception; after commit the outbox rows are
-    handed to the task queue. It must open the unit of work: the lock is what makes every
-    read after it current. ``expired`` lists the offers expired on entry.
+    Entering locks the event (``services/locking.py``) and expires its overdue offers, so no
+    write ever acts on a stale offer; leaving commits once, with the transition's follow-ups
+    written to the outbox in the same transaction (closing the payment page of every offer
+    that ended unpaid among them). ``expired`` lists the offers expired on entry.
     """
 
     def __init__(self, event_id: int, *, now: datetime):
-        if db.session().in_transaction():
-            db.session.rollback()  # end any earlier read, so the lock comes first
+        super().__init__(now=now)
         self.event_id = event_id
-        self.now = now
-        self.event: Event | None = None
         self.expired: list[WaitingListEntry] = []
 
     def __enter__(self) -> Event:
-        outbox.begin()
+        super().__enter__()
         _ended_offers().clear()
-        self.event = _lock(self.event_id)
-        self.expired = _expire_due(self.event, now=self.now)
-        return self.event
+        event = lock_event(self.event_id)
+        self.expired = _expire_due(event, now=self.now)
+        return event
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            db.session.rollback()
-            return False
-        try:
-            _close_unpaid_checkouts(now=self.now)
-            handovers = outbox.take_new(now=self.now)
-            db.session.commit()
-        except OperationalError as error:
-            db.session.rollback()
-            if is_lock_timeout(error):
-                raise Busy() from error
-            raise
-        outbox.relay_new(handovers, now=self.now)
-        return False
+    def before_commit(self) -> None:
+        _close_unpaid_checkouts(now=self.now)
 
 
 def _ended_offers() -> list[int]:
@@ -170,122 +120,8 @@ def _note(event: Event, action: str, *, now: datetime, subject_id: int | None,
 _OFFER_ENDINGS = (AuditAction.EXPIRED, AuditAction.RELEASED, AuditAction.EVENT_CANCELLED)
 
 
-# --------------------------------------------------------------------------- reads
-
-
-@dataclass(frozen=True)
-class Availability:
-    total: int
-    sold: int
-    reserved: int  # live offers
-    remaining: int
-
-    @property
-    def sold_out(self) -> bool:
-        return self.remaining == 0
-
-
-def _stale_offer_count(event_id: int, now: datetime) -> int:
-    return db.session.scalar(
-        select(func.count())
-        .select_from(WaitingListEntry)
-        .where(
-            WaitingListEntry.event_id == event_id,
-            WaitingListEntry.status == EntryStatus.OFFERED,
-            WaitingListEntry.offer_expires_at <= now,
-        )
-    )
-
-
-def availability(event: Event, *, now: datetime) -> Availability:
-    """Capacity − sold − live offers, from the event's counters: O(1) in the queue length.
-
-    Offers past their deadline that no worker has expired yet are not counted as live.
-    """
-    stale = _stale_offer_count(event.id, now) if event.offered_count else 0
-    live_offers = event.offered_count - stale
-    remaining = max(0, event.total_tickets - event.sold_count - live_offers)
-    if event.is_cancelled:
-        remaining = 0
-    return Availability(event.total_tickets, event.sold_count, live_offers, remaining)
-
-
-def has_stale_offers(event: Event, *, now: datetime) -> bool:
-    return bool(event.offered_count) and _stale_offer_count(event.id, now) > 0
-
-
 def offer_seconds() -> int:
     return int(current_app.config["TICKET_OFFER_SECONDS"])
-
-
-@dataclass(frozen=True)
-class QueueStatus:
-    """What one user sees of their place in one event's queue."""
-
-    status: str  # none | waiting | offered | purchased | expired
-    entry: WaitingListEntry | None = None
-    position: int | None = None
-    offer_expires_at: datetime | None = None
-    end_reason: str | None = None
-    ticket: Ticket | None = None
-    estimated_wait: tuple[int, int] | None = None  # minutes, low and high
-
-    @property
-    def people_ahead(self) -> int | None:
-        return None if self.position is None else self.position - 1
-
-
-def latest_entry(*, event_id: int, user_id: int) -> WaitingListEntry | None:
-    return db.session.scalar(
-        select(WaitingListEntry)
-        .where(WaitingListEntry.event_id == event_id, WaitingListEntry.user_id == user_id)
-        .order_by(WaitingListEntry.seq.desc())
-        .limit(1)
-    )
-
-
-def live_ticket(*, event_id: int, user_id: int) -> Ticket | None:
-    return db.session.scalar(
-        select(Ticket).where(
-            Ticket.event_id == event_id,
-            Ticket.user_id == user_id,
-            Ticket.status.in_(TicketStatus.LIVE),
-        )
-    )
-
-
-# Join order is cut into blocks; departures are counted per block (QueueDeparture).
-POSITION_BLOCK = 1024
-
-
-def _block(seq: int) -> int:
-    return (seq - 1) // POSITION_BLOCK
-
-
-def position(entry: WaitingListEntry) -> int:
-    """1 + active entries of the event that joined before this one.
-
-    Everyone in earlier blocks joined before us, so they count in full less the departed
-    ones (one SUM over at most queue/1024 small rows); within our own block we count the
-    active entries ahead over the partial index (at most 1023). The cost barely grows with
-    the queue: no scan of everyone ahead.
-    """
-    block = _block(entry.seq)
-    departed_before = db.session.scalar(
-        select(func.coalesce(func.sum(QueueDeparture.departed), 0)).where(
-            QueueDeparture.event_id == entry.event_id, QueueDeparture.block < block)
-    )
-    active_in_block = db.session.scalar(
-        select(func.count())
-        .select_from(WaitingListEntry)
-        .where(
-            WaitingListEntry.event_id == entry.event_id,
-            WaitingListEntry.status.in_(EntryStatus.ACTIVE),
-            WaitingListEntry.seq > block * POSITION_BLOCK,
-            WaitingListEntry.seq < entry.seq,
-        )
-    )
-    return 1 + block * POSITION_BLOCK - departed_before + active_in_block
 
 
 def _record_departure(event: Event, entry: WaitingListEntry) -> None:
@@ -293,90 +129,11 @@ def _record_departure(event: Event, entry: WaitingListEntry) -> None:
     table = QueueDeparture.__table__
     dialect = db.session.get_bind().dialect.name
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = insert(table).values(event_id=event.id, block=_block(entry.seq), departed=1)
+    statement = insert(table).values(event_id=event.id, block=block_of(entry.seq), departed=1)
     db.session.execute(statement.on_conflict_do_update(
         index_elements=[table.c.event_id, table.c.block],
         set_={"departed": table.c.departed + 1},
     ))
-
-
-WAIT_WINDOW = timedelta(minutes=30)
-WAIT_SAMPLE = 50
-
-
-def estimated_wait(entry: WaitingListEntry, *, now: datetime, event: Event | None = None,
-                   place: int | None = None) -> tuple[int, int] | None:
-    """A (low, high) range of minutes until ``entry`` is offered a ticket, or None.
-
-    Each offer that ends (bought, declined, expired) lets the next waiter in, so the pace
-    at which this event's last few offers ended (within the last half hour) is the queue's
-    speed. Reads at most ``WAIT_SAMPLE`` index rows, however busy the event. No estimate
-    until two offers have ended, nor for anyone not waiting.
-    """
-    if entry.status != EntryStatus.WAITING:
-        return None
-    recent = list(db.session.scalars(
-        select(WaitingListEntry.ended_at)
-        .where(
-            WaitingListEntry.event_id == entry.event_id,
-            WaitingListEntry.ended_at > now - WAIT_WINDOW,
-            WaitingListEntry.offered_at.is_not(None),
-        )
-        .order_by(WaitingListEntry.ended_at.desc())
-        .limit(WAIT_SAMPLE)
-    ))
-    if len(recent) < 2:
-        return None
-    span_minutes = max((now - recent[-1]).total_seconds() / 60, 1.0)
-    per_minute = len(recent) / span_minutes
-    event = event or entry.event
-    place = place or position(entry)
-    # FIFO: every live offer is ahead of every waiter, so the waiters ahead are the rest.
-    waiting_ahead = max(0, place - 1 - event.offered_count)
-    minutes = (waiting_ahead + 1) / per_minute
-    return max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999))
-
-
-def status_fingerprint(event: Event, *, user_id: int | None, now: datetime) -> str:
-    """A cheap key that changes whenever what ``queue_status``/``availability`` show changes.
-
-    Every transition bumps ``event.queue_version`` (positions, counts); the user's own entry
-    and ticket cover the rest. Overdue offers must already have been expired (the status
-    view refreshes them first), since time alone does not bump the version.
-    """
-    parts = [event.id, event.queue_version, event.updated_at.timestamp(),
-             event.cancelled_at is not None, event.is_past(now), user_id or 0]
-    if user_id is not None:
-        ticket = live_ticket(event_id=event.id, user_id=user_id)
-        entry = latest_entry(event_id=event.id, user_id=user_id)
-        parts += [ticket.id if ticket else 0, ticket.status if ticket else "",
-                  entry.id if entry else 0, entry.status if entry else ""]
-    return "-".join(str(part) for part in parts)
-
-
-def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
-    """The user's status for the event, treating an offer past its deadline as expired."""
-    ticket = live_ticket(event_id=event_id, user_id=user_id)
-    if ticket is not None:
-        return QueueStatus("purchased", ticket=ticket)
-    entry = latest_entry(event_id=event_id, user_id=user_id)
-    if entry is None:
-        return QueueStatus("none")
-    if entry.status == EntryStatus.WAITING:
-        place = position(entry)
-        return QueueStatus("waiting", entry=entry, position=place,
-                           estimated_wait=estimated_wait(entry, now=now, place=place))
-    if entry.status == EntryStatus.OFFERED:
-        if entry.offer_expires_at > now:
-            return QueueStatus(
-                "offered", entry=entry, position=position(entry),
-                offer_expires_at=entry.offer_expires_at,
-            )
-        return QueueStatus("expired", entry=entry, end_reason=EndReason.OFFER_EXPIRED)
-    if entry.status == EntryStatus.PURCHASED:
-        # The ticket was refunded or cancelled since: the user may queue again.
-        return QueueStatus("expired", entry=entry, end_reason=entry.end_reason)
-    return QueueStatus("expired", entry=entry, end_reason=entry.end_reason)
 
 
 # --------------------------------------------------------------------------- transitions
@@ -463,7 +220,7 @@ def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntr
             raise QueueError("You organize this event, so you can't buy a ticket for it.")
         if live_ticket(event_id=event.id, user_id=user_id) is not None:
             raise QueueError("You already have a ticket for this event.")
-        if _active_entry(event.id, user_id) is not None:
+        if active_entry(event.id, user_id) is not None:
             raise QueueError("You're already in the waiting list for this event.")
         offer_next(event, now=now)  # earlier waiters first, should tickets have freed
         event.last_seq += 1
@@ -492,7 +249,7 @@ def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntr
 def release(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
     """Decline an offer or leave the queue; a freed ticket goes to the next waiter."""
     with transition(event_id, now=now) as event:
-        entry = _active_entry(event.id, user_id)
+        entry = active_entry(event.id, user_id)
         if entry is None:
             raise QueueError("You're not in the waiting list for this event (any more).")
         reason = EndReason.DECLINED if entry.status == EntryStatus.OFFERED else EndReason.LEFT
@@ -510,12 +267,7 @@ def expire_offer(*, entry_id: int, now: datetime) -> bool:
     event_id = db.session.scalar(
         select(WaitingListEntry.event_id).where(WaitingListEntry.id == entry_id)
     )
-    if event_id is None:
-        return False
-    unit = transition(event_id, now=now)
-    with unit as event:
-        offer_next(event, now=now)
-    return any(entry.id == entry_id for entry in unit.expired)
+    return event_id is not None and entry_id in _expire_and_pass_on(event_id, now=now)
 
 
 def expire_offers(*, now: datetime) -> int:
@@ -542,10 +294,17 @@ def refresh_event(*, event_id: int, now: datetime) -> int:
 
     The sweep calls it per event, and reads call it lazily when they find a stale offer.
     """
+    return len(_expire_and_pass_on(event_id, now=now))
+
+
+def _expire_and_pass_on(event_id: int, *, now: datetime) -> list[int]:
+    """The one body of ``expire_offer`` and ``refresh_event``: entering the transition
+    expires what is overdue; the freed tickets go to the next in line. Returns the ids of
+    the offers it expired."""
     unit = transition(event_id, now=now)
     with unit as event:
         offer_next(event, now=now)
-    return len(unit.expired)
+    return [entry.id for entry in unit.expired]
 
 
 def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
@@ -610,17 +369,7 @@ def _can_honour(event: Event, entry: WaitingListEntry, now: datetime) -> bool:
         and not event.is_cancelled and not event.is_past(now)
         and _free_tickets(event) > 0 and event.waiting_count == 0
         and live_ticket(event_id=event.id, user_id=entry.user_id) is None
-        and _active_entry(event.id, entry.user_id) is None
-    )
-
-
-def _active_entry(event_id: int, user_id: int) -> WaitingListEntry | None:
-    return db.session.scalar(
-        select(WaitingListEntry).where(
-            WaitingListEntry.event_id == event_id,
-            WaitingListEntry.user_id == user_id,
-            WaitingListEntry.status.in_(EntryStatus.ACTIVE),
-        )
+        and active_entry(event.id, entry.user_id) is None
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from extensions import db
 from models import AuditAction, AuditEntry, Event, Ticket, TicketStatus
 from services import Busy, NotFound, ServiceError, is_lock_timeout
+from services.locking import begin_write
 
 
 class TokenError(ServiceError):
@@ -132,10 +133,9 @@ def check_in(*, event_id: int, token: str, now: datetime,
     if token_event_id != event_id:
         return CheckIn(CheckInOutcome.WRONG_EVENT, "This ticket is for a different event.",
                        door_tally(event_id))
-    if db.session().in_transaction():
-        # The UPDATE must open its transaction: a SQLite transaction that has already
-        # read can't wait for the write lock, it fails with "database is locked".
-        db.session.rollback()
+    # The UPDATE must open its transaction: a SQLite transaction that has already read
+    # can't wait for the write lock, it fails with "database is locked".
+    begin_write()
     try:
         changed = db.session.execute(
             update(Ticket)

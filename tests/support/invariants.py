@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from extensions import db
-from models import EntryStatus, Event, Ticket, TicketStatus, WaitingListEntry
+from models import EntryStatus, Event, QueueDeparture, Ticket, TicketStatus, WaitingListEntry
+from services.queue_reads import block_of, position
 
 
 def assert_queue_invariants(event_id: int) -> dict:
@@ -40,13 +41,10 @@ def assert_queue_invariants(event_id: int) -> dict:
         skipped = [e.seq for e in entries if e.offered_at is not None and e.seq > first_waiting]
         assert not skipped, f"entries {skipped} were offered while entry {first_waiting} waits"
     # The departure counts behind positions match the entries that left the queue.
-    from models import QueueDeparture
-    from services.queue import _block, position
-
     departed = {}
     for e in entries:
         if e.status not in EntryStatus.ACTIVE:
-            departed[_block(e.seq)] = departed.get(_block(e.seq), 0) + 1
+            departed[block_of(e.seq)] = departed.get(block_of(e.seq), 0) + 1
     stored = {d.block: d.departed for d in db.session.scalars(
         select(QueueDeparture).where(QueueDeparture.event_id == event_id)) if d.departed}
     assert stored == departed, "departure counts drifted"

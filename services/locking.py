@@ -1,0 +1,106 @@
+"""The unit of work and the event lock: how every state change reaches the database.
+
+A write that must keep an invariant runs as one ``UnitOfWork``: it opens the transaction
+(never joins one the caller left open), takes the lock the invariant needs, commits once
+with the follow-ups it wrote to the outbox, and hands those to the task queue after commit.
+
+Locking an event (``lock_event``) serializes every change of that event across processes:
+
+* PostgreSQL: ``SELECT … FROM events WHERE id = … FOR UPDATE`` locks the event row. Under
+  READ COMMITTED every later statement of the transaction sees everything committed before
+  the lock was granted. ``lock_timeout`` (set on connect) turns a long wait into ``Busy``.
+  Other events' changes do not wait.
+* SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before the first read, so no
+  other writer can interleave between our reads and writes (a deferred transaction could
+  read, then fail to upgrade with SQLITE_BUSY). WAL mode keeps readers running beside the
+  writer; the busy timeout (set on connect) makes writers queue, then ``Busy``.
+
+A unit of work must open the transaction, because the lock is what makes every read after
+it current. Entering one with unsaved changes in the session is a bug in the caller: it
+raises ``PendingChanges`` rather than silently discarding them (after pretix's
+``lock_objects``). A transaction that has only read is ended first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from extensions import db
+from models import Event
+from services import Busy, NotFound, is_lock_timeout, outbox
+
+
+class PendingChanges(RuntimeError):
+    """A unit of work was entered while the session held unsaved changes."""
+
+
+def begin_write() -> None:
+    """Make the next statement open a fresh transaction. Raises ``PendingChanges`` when the
+    session holds unsaved changes (they would be lost or committed by accident)."""
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        changed = [*session.new, *session.dirty, *session.deleted]
+        raise PendingChanges(f"a unit of work was entered with unsaved changes: {changed!r}")
+    if session.in_transaction():
+        session.rollback()  # end the earlier read, so the lock comes first
+
+
+def lock_event(event_id: int) -> Event:
+    """Lock the event row for the rest of this transaction (see the module docstring)."""
+    try:
+        connection = db.session.connection()
+        if connection.dialect.name == "sqlite":
+            dbapi = connection.connection.dbapi_connection
+            if not dbapi.in_transaction:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+        event = db.session.execute(
+            select(Event)
+            .where(Event.id == event_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+    except OperationalError as error:
+        db.session.rollback()
+        if is_lock_timeout(error):
+            raise Busy() from error
+        raise
+    if event is None:
+        db.session.rollback()
+        raise NotFound("We couldn't find that event.")
+    return event
+
+
+class UnitOfWork:
+    """One transaction, as ``with UnitOfWork(now=now):``: commits once on success (with the
+    outbox rows written meanwhile, then hands them over), rolls back on any exception.
+    Subclasses lock what they need in ``__enter__`` and may add to ``before_commit``."""
+
+    def __init__(self, *, now: datetime):
+        self.now = now
+
+    def __enter__(self):
+        begin_write()
+        outbox.begin()
+        return self
+
+    def before_commit(self) -> None:
+        """Last writes of the unit (still inside the transaction)."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            db.session.rollback()
+            return False
+        try:
+            self.before_commit()
+            handovers = outbox.take_new(now=self.now)
+            db.session.commit()
+        except OperationalError as error:
+            db.session.rollback()
+            if is_lock_timeout(error):
+                raise Busy() from error
+            raise
+        outbox.relay_new(handovers, now=self.now)
+        return False

@@ -1,0 +1,218 @@
+"""What the waiting list looks like, read without locks: availability, a user's status and
+place in line, the estimated wait, and the fingerprint a status poll is compared by.
+
+Reads take no lock: they read the counters the transitions keep on the event row
+(``services/queue.py``) and one index range, so their cost barely grows with the queue.
+Offers past their deadline that no worker has expired yet are treated as expired at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import EndReason, EntryStatus, Event, QueueDeparture, Ticket, TicketStatus, WaitingListEntry
+
+
+@dataclass(frozen=True)
+class Availability:
+    total: int
+    sold: int
+    reserved: int  # live offers
+    remaining: int
+
+    @property
+    def sold_out(self) -> bool:
+        return self.remaining == 0
+
+
+def _stale_offer_count(event_id: int, now: datetime) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(WaitingListEntry)
+        .where(
+            WaitingListEntry.event_id == event_id,
+            WaitingListEntry.status == EntryStatus.OFFERED,
+            WaitingListEntry.offer_expires_at <= now,
+        )
+    )
+
+
+def availability(event: Event, *, now: datetime) -> Availability:
+    """Capacity − sold − live offers, from the event's counters: O(1) in the queue length.
+
+    Offers past their deadline that no worker has expired yet are not counted as live.
+    """
+    stale = _stale_offer_count(event.id, now) if event.offered_count else 0
+    live_offers = event.offered_count - stale
+    remaining = max(0, event.total_tickets - event.sold_count - live_offers)
+    if event.is_cancelled:
+        remaining = 0
+    return Availability(event.total_tickets, event.sold_count, live_offers, remaining)
+
+
+def has_stale_offers(event: Event, *, now: datetime) -> bool:
+    return bool(event.offered_count) and _stale_offer_count(event.id, now) > 0
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What one user sees of their place in one event's queue."""
+
+    status: str  # none | waiting | offered | purchased | expired
+    entry: WaitingListEntry | None = None
+    position: int | None = None
+    offer_expires_at: datetime | None = None
+    end_reason: str | None = None
+    ticket: Ticket | None = None
+    estimated_wait: tuple[int, int] | None = None  # minutes, low and high
+
+    @property
+    def people_ahead(self) -> int | None:
+        return None if self.position is None else self.position - 1
+
+
+def latest_entry(*, event_id: int, user_id: int) -> WaitingListEntry | None:
+    return db.session.scalar(
+        select(WaitingListEntry)
+        .where(WaitingListEntry.event_id == event_id, WaitingListEntry.user_id == user_id)
+        .order_by(WaitingListEntry.seq.desc())
+        .limit(1)
+    )
+
+
+def live_ticket(*, event_id: int, user_id: int) -> Ticket | None:
+    return db.session.scalar(
+        select(Ticket).where(
+            Ticket.event_id == event_id,
+            Ticket.user_id == user_id,
+            Ticket.status.in_(TicketStatus.LIVE),
+        )
+    )
+
+
+# Join order is cut into blocks; departures are counted per block (QueueDeparture).
+POSITION_BLOCK = 1024
+
+
+def block_of(seq: int) -> int:
+    """The block of join order a join number belongs to."""
+    return (seq - 1) // POSITION_BLOCK
+
+
+def position(entry: WaitingListEntry) -> int:
+    """1 + active entries of the event that joined before this one.
+
+    Everyone in earlier blocks joined before us, so they count in full less the departed
+    ones (one SUM over at most queue/1024 small rows); within our own block we count the
+    active entries ahead over the partial index (at most 1023). The cost barely grows with
+    the queue: no scan of everyone ahead.
+    """
+    block = block_of(entry.seq)
+    departed_before = db.session.scalar(
+        select(func.coalesce(func.sum(QueueDeparture.departed), 0)).where(
+            QueueDeparture.event_id == entry.event_id, QueueDeparture.block < block)
+    )
+    active_in_block = db.session.scalar(
+        select(func.count())
+        .select_from(WaitingListEntry)
+        .where(
+            WaitingListEntry.event_id == entry.event_id,
+            WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+            WaitingListEntry.seq > block * POSITION_BLOCK,
+            WaitingListEntry.seq < entry.seq,
+        )
+    )
+    return 1 + block * POSITION_BLOCK - departed_before + active_in_block
+
+
+WAIT_WINDOW = timedelta(minutes=30)
+WAIT_SAMPLE = 50
+
+
+def estimated_wait(entry: WaitingListEntry, *, now: datetime, event: Event | None = None,
+                   place: int | None = None) -> tuple[int, int] | None:
+    """A (low, high) range of minutes until ``entry`` is offered a ticket, or None.
+
+    Each offer that ends (bought, declined, expired) lets the next waiter in, so the pace
+    at which this event's last few offers ended (within the last half hour) is the queue's
+    speed. Reads at most ``WAIT_SAMPLE`` index rows, however busy the event. No estimate
+    until two offers have ended, nor for anyone not waiting.
+    """
+    if entry.status != EntryStatus.WAITING:
+        return None
+    recent = list(db.session.scalars(
+        select(WaitingListEntry.ended_at)
+        .where(
+            WaitingListEntry.event_id == entry.event_id,
+            WaitingListEntry.ended_at > now - WAIT_WINDOW,
+            WaitingListEntry.offered_at.is_not(None),
+        )
+        .order_by(WaitingListEntry.ended_at.desc())
+        .limit(WAIT_SAMPLE)
+    ))
+    if len(recent) < 2:
+        return None
+    span_minutes = max((now - recent[-1]).total_seconds() / 60, 1.0)
+    per_minute = len(recent) / span_minutes
+    event = event or entry.event
+    place = place or position(entry)
+    # FIFO: every live offer is ahead of every waiter, so the waiters ahead are the rest.
+    waiting_ahead = max(0, place - 1 - event.offered_count)
+    minutes = (waiting_ahead + 1) / per_minute
+    return max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999))
+
+
+def status_fingerprint(event: Event, *, user_id: int | None, now: datetime) -> str:
+    """A cheap key that changes whenever what ``queue_status``/``availability`` show changes.
+
+    Every transition bumps ``event.queue_version`` (positions, counts); the user's own entry
+    and ticket cover the rest. Overdue offers must already have been expired (the status
+    view refreshes them first), since time alone does not bump the version.
+    """
+    parts = [event.id, event.queue_version, event.updated_at.timestamp(),
+             event.cancelled_at is not None, event.is_past(now), user_id or 0]
+    if user_id is not None:
+        ticket = live_ticket(event_id=event.id, user_id=user_id)
+        entry = latest_entry(event_id=event.id, user_id=user_id)
+        parts += [ticket.id if ticket else 0, ticket.status if ticket else "",
+                  entry.id if entry else 0, entry.status if entry else ""]
+    return "-".join(str(part) for part in parts)
+
+
+def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
+    """The user's status for the event, treating an offer past its deadline as expired."""
+    ticket = live_ticket(event_id=event_id, user_id=user_id)
+    if ticket is not None:
+        return QueueStatus("purchased", ticket=ticket)
+    entry = latest_entry(event_id=event_id, user_id=user_id)
+    if entry is None:
+        return QueueStatus("none")
+    if entry.status == EntryStatus.WAITING:
+        place = position(entry)
+        return QueueStatus("waiting", entry=entry, position=place,
+                           estimated_wait=estimated_wait(entry, now=now, place=place))
+    if entry.status == EntryStatus.OFFERED:
+        if entry.offer_expires_at > now:
+            return QueueStatus(
+                "offered", entry=entry, position=position(entry),
+                offer_expires_at=entry.offer_expires_at,
+            )
+        return QueueStatus("expired", entry=entry, end_reason=EndReason.OFFER_EXPIRED)
+    if entry.status == EntryStatus.PURCHASED:
+        # The ticket was refunded or cancelled since: the user may queue again.
+        return QueueStatus("expired", entry=entry, end_reason=entry.end_reason)
+    return QueueStatus("expired", entry=entry, end_reason=entry.end_reason)
+
+
+def active_entry(event_id: int, user_id: int) -> WaitingListEntry | None:
+    return db.session.scalar(
+        select(WaitingListEntry).where(
+            WaitingListEntry.event_id == event_id,
+            WaitingListEntry.user_id == user_id,
+            WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+        )
+    )
