@@ -89,6 +89,9 @@ class UnitOfWork:
     def before_commit(self) -> None:
         """Last writes of the unit (still inside the transaction)."""
 
+    def after_commit(self) -> None:
+        """What the process must forget once the unit committed (caches of what changed)."""
+
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             db.session.rollback()
@@ -102,5 +105,6 @@ class UnitOfWork:
             if is_lock_timeout(error):
                 raise Busy() from error
             raise
+        self.after_commit()
         outbox.relay_new(handovers, now=self.now)
         return False

@@ -39,7 +39,8 @@ from services import Busy, Forbidden, NotFound, ServiceError, notifications, out
 from services.locking import UnitOfWork, lock_event
 from services.queue_reads import (  # noqa: F401 (the reads are part of the queue's API)
     Availability, QueueStatus, active_entry, availability, block_of, estimated_wait,
-    has_stale_offers, latest_entry, live_ticket, position, queue_status, status_fingerprint,
+    forget_event_clock, has_stale_offers, latest_entry, live_ticket, position, queue_status,
+    status_fingerprint,
 )
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class transition(UnitOfWork):
 
     def before_commit(self) -> None:
         _close_unpaid_checkouts(now=self.now)
+
+    def after_commit(self) -> None:
+        forget_event_clock(self.event_id)
 
 
 def _ended_offers() -> list[int]:

@@ -8,13 +8,18 @@ Offers past their deadline that no worker has expired yet are treated as expired
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import func, select, type_coerce
 
 from extensions import db
-from models import EndReason, EntryStatus, Event, QueueDeparture, Ticket, TicketStatus, WaitingListEntry
+from models import (
+    EndReason, EntryStatus, Event, QueueDeparture, Ticket, TicketStatus, UTCDateTime,
+    WaitingListEntry,
+)
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,70 @@ def estimated_wait(entry: WaitingListEntry, *, now: datetime, event: Event | Non
     waiting_ahead = max(0, place - 1 - event.offered_count)
     minutes = (waiting_ahead + 1) / per_minute
     return max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999))
+
+
+@dataclass(frozen=True)
+class EventClock:
+    """What a status poll is compared by: the event's queue version (every transition bumps
+    it, so it covers every entry and ticket of the event, the viewer's own included) and the
+    moments at which time alone changes what the widget shows (the event starts, the
+    earliest live offer's deadline passes)."""
+
+    event_id: int
+    version: int
+    updated_at: datetime
+    cancelled: bool
+    starts_at: datetime
+    next_deadline: datetime | None
+
+    def has_stale_offers(self, now: datetime) -> bool:
+        return self.next_deadline is not None and self.next_deadline <= now
+
+    def fingerprint(self, *, user_id: int | None, now: datetime) -> str:
+        """The poll's ETag: equal exactly while what this viewer is shown is unchanged."""
+        return "-".join(str(part) for part in (
+            self.event_id, self.version, self.updated_at.timestamp(), int(self.cancelled),
+            int(self.starts_at <= now), int(self.has_stale_offers(now)), user_id or 0))
+
+
+def event_clock(event_id: int, *, max_age: float = 0.0) -> EventClock | None:
+    """The event's clock in one indexed read, or None for no such event.
+
+    With ``max_age`` the answer may come from this process's cache, at most that many
+    seconds old: enough for a poll, which only decides "unchanged?" (a transition made in
+    this process forgets its event at once; one made elsewhere shows within ``max_age``).
+    """
+    cache = _clock_cache()
+    if max_age:
+        hit = cache.get(event_id)
+        if hit is not None and time.monotonic() - hit[0] < max_age:
+            return hit[1]
+    next_deadline = (
+        select(func.min(WaitingListEntry.offer_expires_at))
+        .where(WaitingListEntry.event_id == event_id,
+               WaitingListEntry.status == EntryStatus.OFFERED)
+        .scalar_subquery()
+    )
+    row = db.session.execute(
+        select(Event.queue_version, Event.updated_at, Event.cancelled_at, Event.starts_at,
+               type_coerce(next_deadline, UTCDateTime))
+        .where(Event.id == event_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    clock = EventClock(event_id, row[0], row[1], row[2] is not None, row[3], row[4])
+    cache[event_id] = (time.monotonic(), clock)
+    return clock
+
+
+def forget_event_clock(event_id: int) -> None:
+    """The event changed (a transition committed): the next poll reads its clock afresh."""
+    _clock_cache().pop(event_id, None)
+
+
+def _clock_cache() -> dict[int, tuple[float, EventClock]]:
+    # Per app (each test's app has its own database), per process.
+    return current_app.extensions.setdefault("event_clocks", {})
 
 
 def status_fingerprint(event: Event, *, user_id: int | None, now: datetime) -> str:
