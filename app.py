@@ -21,6 +21,7 @@ import tasks
 from blueprints.helpers import wants_fragment
 from config import PROJECT_DIR, load_config
 from extensions import csrf, db, limiter, login_manager, migrate
+from services import ServiceError
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -94,9 +95,11 @@ ERROR_MESSAGES = {
     403: ("Not allowed", "You don't have permission to do that."),
     404: ("Not found", "We couldn't find that page."),
     405: ("Not allowed", "That action isn't available here."),
+    409: ("Not possible", "That can't be done right now."),
     413: ("Upload too large", "That upload is too large. Images can be at most 5 MB."),
     429: ("Too many requests", "You're going a bit fast. Please wait and try again."),
     500: ("Something went wrong", "Sorry, something went wrong on our side."),
+    502: ("Payments unavailable", "The payment service isn't answering right now."),
     503: ("Busy", "We're very busy right now. Please try again in a moment."),
 }
 
@@ -184,6 +187,18 @@ def _register_error_pages(app: Flask) -> None:
 
     for error_type in DATABASE_UNAVAILABLE:
         app.register_error_handler(error_type, database_unavailable)
+
+    @app.errorhandler(ServiceError)
+    def service_refused(error: ServiceError):
+        """A service refused and its view had nothing better to show: the error page (or
+        fragment) with the refusal's status and message, so views just call the service.
+        An id that leads nowhere gets the one not-found page, like any unknown address."""
+        _roll_back_session(app)  # nothing was changed; leave no transaction open either
+        code = error.status_code
+        title, text = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])
+        if code != 404:
+            text = error.message
+        return _error_response(app, code, title, text, with_user=code < 500)
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):

@@ -7,14 +7,17 @@ import time
 from pathlib import Path
 
 from flask import (
-    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request,
+    Blueprint, current_app, flash, make_response, redirect, render_template, request,
     send_from_directory, url_for,
 )
 from flask_login import current_user, login_required
 
-from blueprints.helpers import now, page_number, wants_fragment
+from blueprints.helpers import (
+    now, page_number, render_page_or_fragment, vary_by_fragment, wants_fragment,
+)
 from extensions import limiter
-from services import NotFound, ServiceError, events, queue
+from models import EndReason, EntryStatus
+from services import ServiceError, events, queue
 
 bp = Blueprint("events", __name__)
 
@@ -28,13 +31,6 @@ def index():
     return render_template("events/index.html", results=results, q=q)
 
 
-def _event_or_404(event_id: int):
-    try:
-        return events.get_event(event_id)
-    except NotFound:
-        abort(404)
-
-
 def _refreshed(event, moment):
     """The event, after passing on any offer that ran out before a worker could expire it.
 
@@ -46,7 +42,7 @@ def _refreshed(event, moment):
             queue.refresh_event(event_id=event.id, now=moment)
         except ServiceError:
             return event  # busy: the stale offers are still shown as expired
-        event = _event_or_404(event.id)
+        event = events.get_event(event.id)
     return event
 
 
@@ -58,10 +54,11 @@ def _poll_seconds(status) -> int:
     """Fast while the viewer's own place can change; slower for everyone else."""
     if status is None:
         return 10
-    return 2 if status.status in ("waiting", "offered") else 5
+    return 2 if status.status in EntryStatus.ACTIVE else 5
 
 
-def status_context(event, *, error: str | None = None, moment=None, etag: str | None = None) -> dict:
+def status_context(event, *, error: str | None = None, moment=None,
+                   etag: str | None = None) -> dict:
     """Everything the status widget shows: availability and this user's place in line."""
     moment = moment or now()
     if etag is None:
@@ -81,19 +78,16 @@ def status_context(event, *, error: str | None = None, moment=None, etag: str | 
     }
 
 
-def _vary(response):
-    response.headers["Vary"] = "HX-Request, Cookie"
-    return response
-
-
 @bp.get("/events/<int:event_id>")
 def show(event_id: int):
-    event = _event_or_404(event_id)
-    return _vary(make_response(render_template("events/show.html", **status_context(event))))
+    html = render_template("events/show.html", **status_context(events.get_event(event_id)))
+    return vary_by_fragment(make_response(html), per_user=True)
 
 
 def _poll_key() -> str:
-    return f"poll:{current_user.id}" if current_user.is_authenticated else f"poll-ip:{request.remote_addr}"
+    if current_user.is_authenticated:
+        return f"poll:{current_user.id}"
+    return f"poll-ip:{request.remote_addr}"
 
 
 @bp.get("/events/<int:event_id>/status")
@@ -101,7 +95,7 @@ def _poll_key() -> str:
 def status(event_id: int):
     """The widget HTMX polls. Unchanged since the last poll: 304, nothing rendered."""
     moment = now()
-    event = _refreshed(_event_or_404(event_id), moment)
+    event = _refreshed(events.get_event(event_id), moment)
     etag = queue.status_fingerprint(event, user_id=_user_id(), now=moment)
     if etag in request.if_none_match:
         response = make_response("", 304)
@@ -111,28 +105,27 @@ def status(event_id: int):
         response = make_response(html)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
-    return _vary(response)
+    return vary_by_fragment(response, per_user=True)
 
 
 def _after_action(event_id: int, *, error: ServiceError | None = None, message: str | None = None,
                   code: int | None = None):
     """Answer a queue action: the widget for HTMX, else redirect (or the page with the error)."""
-    event = _event_or_404(event_id)
-    status_code = code or (error.status_code if error else 200)
-    text = str(error) if error else None
-    if wants_fragment():
-        html = render_template("events/_status.html", **status_context(event, error=text))
-        return _vary(make_response(html, status_code))
-    if error is None:
+    event = events.get_event(event_id)
+    if error is None and not wants_fragment():
         if message:
             flash(message, "success")
         return redirect(url_for("events.show", event_id=event_id), code=303)
-    html = render_template("events/show.html", **status_context(event, error=text))
-    return _vary(make_response(html, status_code))
+    return render_page_or_fragment(
+        "events/show.html", "events/_status.html",
+        status_code=code or (error.status_code if error else 200), per_user=True,
+        **status_context(event, error=str(error) if error else None))
 
 
 def _join_key() -> str:
-    return f"join:{current_user.id}" if current_user.is_authenticated else f"join-ip:{request.remote_addr}"
+    if current_user.is_authenticated:
+        return f"join:{current_user.id}"
+    return f"join-ip:{request.remote_addr}"
 
 
 @bp.post("/events/<int:event_id>/join")
@@ -145,13 +138,13 @@ def _join_key() -> str:
 def join(event_id: int):
     try:
         entry = queue.join_queue(event_id=event_id, user_id=current_user.id, now=now())
-    except NotFound:
-        abort(404)
-    except ServiceError as error:
+    except ServiceError as error:  # refused: the widget again, saying why (unknown event: 404)
         return _after_action(event_id, error=error)
-    if entry.status == "offered":
-        return _after_action(event_id, message="A ticket is held for you. Complete your purchase before the offer ends.")
-    return _after_action(event_id, message="You're in the waiting list. We'll offer you a ticket when one is free.")
+    if entry.status == EntryStatus.OFFERED:
+        return _after_action(event_id, message="A ticket is held for you. Complete your "
+                                               "purchase before the offer ends.")
+    return _after_action(event_id, message="You're in the waiting list. We'll offer you a "
+                                           "ticket when one is free.")
 
 
 @bp.post("/events/<int:event_id>/release")
@@ -159,11 +152,9 @@ def join(event_id: int):
 def release(event_id: int):
     try:
         entry = queue.release(event_id=event_id, user_id=current_user.id, now=now())
-    except NotFound:
-        abort(404)
-    except ServiceError as error:
+    except ServiceError as error:  # refused: the widget again, saying why (unknown event: 404)
         return _after_action(event_id, error=error)
-    message = ("You released your ticket offer." if entry.end_reason == "declined"
+    message = ("You released your ticket offer." if entry.end_reason == EndReason.DECLINED
                else "You left the waiting list.")
     return _after_action(event_id, message=message)
 

@@ -17,10 +17,13 @@ from wtforms import EmailField, PasswordField, StringField, TextAreaField, Valid
 from wtforms.validators import DataRequired, InputRequired, Length, StopValidation
 
 from services import ServiceError
+from services.accounts import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, MIN_PASSWORD_LENGTH
+from services.events import MAX_CAPACITY, MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, detail_problems
 from services.text import text_problem
 
 EVENT_DATE_FORMAT = "%Y-%m-%dT%H:%M"
-# ASCII digits only: Decimal() reads "１２" and "1e400"; str.isdigit() passes "²", int() fails on it.
+# ASCII digits only: Decimal() reads "１２" and "1e400"; str.isdigit() passes "²", which int()
+# fails on.
 _PRICE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 
@@ -45,10 +48,17 @@ class SafeForm(FlaskForm):
 
 
 class SignupForm(SafeForm):
-    name = StringField("Your name", validators=[InputRequired("Enter your name."), Length(max=100, message="Names can be at most 100 characters.")])
-    email = EmailField("Email", validators=[InputRequired("Enter your email address."), Length(max=254, message="Email addresses can be at most 254 characters.")])
+    name = StringField("Your name", validators=[
+        InputRequired("Enter your name."),
+        Length(max=MAX_NAME_LENGTH, message=f"Names can be at most {MAX_NAME_LENGTH} characters.")])
+    email = EmailField("Email", validators=[
+        InputRequired("Enter your email address."),
+        Length(max=MAX_EMAIL_LENGTH,
+               message=f"Email addresses can be at most {MAX_EMAIL_LENGTH} characters.")])
     password = PasswordField(
-        "Password (at least 8 characters)", validators=[InputRequired("Choose a password.")]
+        f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
+        validators=[InputRequired("Choose a password.")],
+        render_kw={"minlength": MIN_PASSWORD_LENGTH},  # the rule itself is the service's
     )
 
 
@@ -74,18 +84,24 @@ def parse_price_pence(raw: str) -> int:
 
 def parse_event_date(raw: str) -> datetime:
     try:
-        return datetime.strptime((raw or "").strip(), EVENT_DATE_FORMAT).replace(tzinfo=timezone.utc)
+        moment = datetime.strptime((raw or "").strip(), EVENT_DATE_FORMAT)
+        return moment.replace(tzinfo=timezone.utc)
     except ValueError:
         raise ValueError("Enter the date and time as YYYY-MM-DDTHH:MM (UTC).") from None
 
 
 class EventForm(SafeForm):
-    name = StringField("Event name", validators=[InputRequired("Give the event a name."), Length(max=120, message="Names can be at most 120 characters.")])
-    description = TextAreaField("Description", validators=[Length(max=5000, message="Descriptions can be at most 5000 characters.")])
-    location = StringField("Location", validators=[InputRequired("Say where the event takes place."), Length(max=200, message="Locations can be at most 200 characters.")])
-    event_date = StringField("Date and time (UTC)", validators=[InputRequired("Choose when the event starts.")])
-    price = StringField("Price (£)", validators=[InputRequired("Enter a price in pounds, like 12.50 (0 for a free event).")])
-    total_tickets = StringField("Number of tickets", validators=[InputRequired("Say how many tickets there are.")])
+    # Presence and length are the service's rules (``detail_problems``, run by
+    # ``validate_event``), with its messages; the browser is only told the limits.
+    name = StringField("Event name", render_kw={"required": True, "maxlength": MAX_NAME})
+    description = TextAreaField("Description", render_kw={"maxlength": MAX_DESCRIPTION})
+    location = StringField("Location", render_kw={"required": True, "maxlength": MAX_LOCATION})
+    event_date = StringField("Date and time (UTC)",
+                             validators=[InputRequired("Choose when the event starts.")])
+    price = StringField("Price (£)", validators=[
+        InputRequired("Enter a price in pounds, like 12.50 (0 for a free event).")])
+    total_tickets = StringField("Number of tickets", description=f"Between 1 and {MAX_CAPACITY:,}.",
+                                validators=[InputRequired("Say how many tickets there are.")])
     image = FileField("Image (JPEG, PNG or WebP, up to 5 MB)")
 
     def validate_price(self, field):
@@ -110,8 +126,6 @@ class EventForm(SafeForm):
 
     def validate_event(self, *, now: datetime) -> bool:
         """Check the shape of every field, then every domain rule, so all problems show at once."""
-        from services.events import detail_problems
-
         valid = self.validate()
         problems = detail_problems(
             name=self.name.data or "",
@@ -119,7 +133,8 @@ class EventForm(SafeForm):
             location=self.location.data or "",
             starts_at=getattr(self, "starts_at", None) if not self.event_date.errors else None,
             price_pence=getattr(self, "price_pence", None) if not self.price.errors else None,
-            total_tickets=getattr(self, "capacity", None) if not self.total_tickets.errors else None,
+            total_tickets=(getattr(self, "capacity", None)
+                           if not self.total_tickets.errors else None),
             now=now,
         )
         for name, message in problems.items():

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, request
+from flask import Flask, Response, abort, make_response, render_template, request
 from werkzeug.routing import IntegerConverter
 
+from models import CheckoutStatus, EndReason, EntryStatus, TicketStatus
 from services.text import text_problem
+from services.tickets import CheckInOutcome
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns on PostgreSQL
 MAX_PAGE = 10_000
@@ -65,6 +67,25 @@ def wants_fragment() -> bool:
     )
 
 
+def vary_by_fragment(response: Response, *, per_user: bool = False) -> Response:
+    """Tell caches the answer differs for HTMX (``HX-Request``), and by who is signed in
+    (``Cookie``) when it shows their own state."""
+    response.vary.add("HX-Request")
+    if per_user:
+        response.vary.add("Cookie")
+    return response
+
+
+def render_page_or_fragment(page_template: str, fragment_template: str, /, *,
+                            status_code: int = 200, per_user: bool = False,
+                            **context) -> Response:
+    """The whole page, or the fragment HTMX asked for (the page includes it), from one
+    context; either way with the ``Vary`` that keeps a cache from mixing them up."""
+    template = fragment_template if wants_fragment() else page_template
+    response = make_response(render_template(template, **context), status_code)
+    return vary_by_fragment(response, per_user=per_user)
+
+
 def safe_next(target: str | None) -> str | None:
     """``target`` if it is a path on this site, else None (no open redirects)."""
     if not target:
@@ -116,10 +137,17 @@ def iso_utc(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+# Templates compare states with these names, never with the strings they stand for.
+STATE_NAMES = {
+    "EntryStatus": EntryStatus, "EndReason": EndReason, "TicketStatus": TicketStatus,
+    "CheckoutStatus": CheckoutStatus, "CheckInOutcome": CheckInOutcome,
+}
+
+
 def register_filters(app: Flask) -> None:
     app.add_template_filter(gbp, "gbp")
     app.add_template_filter(money, "money")
     app.add_template_filter(when, "when")
     app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(day_label, "day_label")
-    app.jinja_env.globals["now"] = now
+    app.jinja_env.globals.update(STATE_NAMES)

@@ -3,54 +3,61 @@
 from __future__ import annotations
 
 import stripe
-from flask import (
-    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request,
-    url_for,
-)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from blueprints.helpers import now, wants_fragment
+from blueprints.helpers import now, render_page_or_fragment
 from extensions import csrf, db, limiter
 from models import CheckoutStatus
-from services import Busy, NotFound, ServiceError, payments, purchases
+from services import Busy, ServiceError, payments, purchases
+from services.urls import absolute_url
 
 bp = Blueprint("payments", __name__)
+
+# Stripe puts the Checkout Session's id in place of this when it sends the buyer back.
+_RETURNED_SESSION = "?session_id={CHECKOUT_SESSION_ID}"
+
+
+def checkout_urls() -> purchases.CheckoutUrls:
+    """Where checkout sends the buyer (inside a request: the last two use ``url_for``)."""
+    return purchases.CheckoutUrls(
+        # On BASE_URL, never the request's Host: Stripe sends the buyer back there.
+        success=absolute_url("payments.success") + _RETURNED_SESSION,
+        cancel=absolute_url("payments.cancel") + _RETURNED_SESSION,
+        local_page=lambda session_id: url_for("payments.local_page", session_id=session_id),
+        ticket=lambda ticket_id: url_for("tickets.show", ticket_id=ticket_id),
+    )
 
 
 @bp.post("/events/<int:event_id>/checkout")
 @login_required
 def checkout(event_id: int):
     try:
-        url = purchases.start_checkout(event_id=event_id, user_id=current_user.id, now=now())
-    except NotFound:
-        abort(404)
-    except ServiceError as error:
+        url = purchases.start_checkout(event_id=event_id, user_id=current_user.id, now=now(),
+                                       urls=checkout_urls())
+    except ServiceError as error:  # no live offer, payments down, busy: back to the event
         flash(str(error), "error")
         return redirect(url_for("events.show", event_id=event_id), code=303)
     return redirect(url, code=303)
 
 
-def _session_or_404():
-    try:
-        return purchases.get_session(session_id=request.args.get("session_id", ""),
-                                     user_id=current_user.id)
-    except NotFound:
-        abort(404)
+def _session():
+    return purchases.get_session(session_id=request.args.get("session_id", ""),
+                                 user_id=current_user.id)
 
 
 @bp.get("/checkout/success")
 @login_required
 def success():
-    session = _session_or_404()
-    if wants_fragment():
-        return render_template("payments/_result.html", session=session)
-    return render_template("payments/success.html", session=session)
+    """What became of the payment; the result fragment polls here until it is settled."""
+    return render_page_or_fragment("payments/success.html", "payments/_result.html",
+                                   per_user=True, session=_session())
 
 
 @bp.get("/checkout/cancel")
 @login_required
 def cancel():
-    session = _session_or_404()
+    session = _session()
     flash("Payment cancelled. Your ticket is still held for you until the offer ends.", "info")
     return redirect(url_for("events.show", event_id=session.event_id), code=303)
 
@@ -76,19 +83,12 @@ def stripe_webhook():
 # ------------------------------------------------------------ the local payment page
 
 
-def _local_session_or_404(session_id: str):
-    if current_app.config["PAYMENTS"] != "local":
-        abort(404)
-    try:
-        return purchases.get_session(session_id=session_id, user_id=current_user.id)
-    except NotFound:
-        abort(404)
-
-
 @bp.route("/pay/local/<session_id>", methods=["GET", "POST"])
 @login_required
 def local_page(session_id: str):
-    session = _local_session_or_404(session_id)
+    if current_app.config["PAYMENTS"] != "local":
+        abort(404)  # with Stripe payments there is no local payment page
+    session = purchases.get_session(session_id=session_id, user_id=current_user.id)
     message, status = None, 200
     action = request.form.get("action")
     if request.method == "POST" and action == "pay":

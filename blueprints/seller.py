@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from flask import (
-    Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template,
-    request, url_for,
+    Blueprint, Response, current_app, flash, redirect, render_template, request, url_for,
 )
 from flask_login import current_user, login_required
 
 from blueprints import charts
 from blueprints.forms import EVENT_DATE_FORMAT, CheckInForm, EventForm, attach_error
-from blueprints.helpers import now, wants_fragment
+from blueprints.helpers import now, render_page_or_fragment, wants_fragment
 from extensions import limiter
-from services import (
-    Busy, Forbidden, NotFound, ServiceError, events, purchases, reports, tickets,
-)
-from services.payments import PaymentError
+from services import Busy, ServiceError, events, purchases, queue, reports, tickets
 from services.events import EventDetails
+from services.payments import PaymentError
 from services.urls import absolute_url
 
 bp = Blueprint("seller", __name__, url_prefix="/seller")
@@ -28,13 +25,9 @@ def require_login():
     """Every seller page needs a signed-in organizer."""
 
 
-def _owned_event_or_abort(event_id: int):
-    try:
-        return events.get_owned_event(event_id=event_id, user_id=current_user.id)
-    except NotFound:
-        abort(404)
-    except Forbidden:
-        abort(403)
+def _owned_event(event_id: int):
+    """The signed-in organizer's event (another's is a 403, an unknown one a 404)."""
+    return events.get_owned_event(event_id=event_id, user_id=current_user.id)
 
 
 @bp.get("")
@@ -77,7 +70,7 @@ def too_many_pictures(error):
                                text=error.description, code=429), 429
     event = None
     if request.endpoint == "seller.edit_event":
-        event = _owned_event_or_abort(request.view_args["event_id"])
+        event = _owned_event(request.view_args["event_id"])
     form = EventForm()
     form.image.errors = [
         f"You've uploaded a lot of pictures lately (the limit is "
@@ -108,7 +101,7 @@ def new_event():
 @bp.route("/events/<int:event_id>/edit", methods=["GET", "POST"])
 @picture_uploads
 def edit_event(event_id: int):
-    event = _owned_event_or_abort(event_id)
+    event = _owned_event(event_id)
     if event.is_cancelled:
         flash("This event was cancelled and can't be edited.", "error")
         return redirect(url_for("events.show", event_id=event.id), code=303)
@@ -137,7 +130,7 @@ def edit_event(event_id: int):
 
 @bp.get("/events/<int:event_id>")
 def event_detail(event_id: int):
-    event = _owned_event_or_abort(event_id)
+    event = _owned_event(event_id)
     moment = now()
     sales = reports.daily_sales(event.id)
     return render_template(
@@ -155,7 +148,7 @@ def checkin(event_id: int):
     Unlike other forms, a check-in answers in place (200) instead of redirecting: the
     answer is about this one scan, and sending it again can only say "already used".
     """
-    event = _owned_event_or_abort(event_id)
+    event = _owned_event(event_id)
     form = CheckInForm()
     result, error, status = None, None, 200
     if form.is_submitted():
@@ -170,19 +163,15 @@ def checkin(event_id: int):
             else:
                 form.token.data = ""  # ready for the next ticket
     tally = result.tally if result else tickets.door_tally(event.id)
-    fragment = wants_fragment()
-    template = "seller/_checkin_result.html" if fragment else "seller/checkin.html"
-    response = make_response(render_template(
-        template, event=event, form=form, result=result, error=error, tally=tally,
-        fragment=fragment), status)
-    response.vary.add("HX-Request")
-    return response
+    return render_page_or_fragment(
+        "seller/checkin.html", "seller/_checkin_result.html", status_code=status,
+        event=event, form=form, result=result, error=error, tally=tally, fragment=wants_fragment())
 
 
 @bp.get("/events/<int:event_id>/attendees.csv")
 def attendees_csv(event_id: int):
     """Every ticket of the event as a CSV download (see ``reports.attendee_csv``)."""
-    event = _owned_event_or_abort(event_id)
+    event = _owned_event(event_id)
     response = Response(reports.attendee_csv(event.id), mimetype="text/csv")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{reports.attendee_filename(event)}"')
@@ -192,17 +181,16 @@ def attendees_csv(event_id: int):
 @bp.get("/events/<int:event_id>/cancel")
 def confirm_cancel(event_id: int):
     """The confirmation step: what cancelling will do, and the button that does it."""
-    event = _owned_event_or_abort(event_id)
+    event = _owned_event(event_id)
     return render_template("seller/confirm_cancel.html", event=event,
                            figures=reports.event_figures(event, now=now()))
 
 
 @bp.post("/events/<int:event_id>/cancel")
 def cancel_event(event_id: int):
-    _owned_event_or_abort(event_id)
     try:
         events.cancel_event(event_id=event_id, organizer_id=current_user.id, now=now())
-    except ServiceError as error:
+    except events.EventError as error:  # already cancelled: say so on the event's page
         flash(str(error), "error")
         return redirect(url_for("seller.event_detail", event_id=event_id), code=303)
     flash("The event is cancelled. Everyone in the queue was told, and every ticket is being "
@@ -213,10 +201,9 @@ def cancel_event(event_id: int):
 @bp.post("/tickets/<int:ticket_id>/refund")
 def refund_ticket(ticket_id: int):
     try:
-        ticket = purchases.refund_ticket(ticket_id=ticket_id, organizer_id=current_user.id, now=now())
-    except NotFound:
-        abort(404)
-    except ServiceError as error:
+        ticket = purchases.refund_ticket(ticket_id=ticket_id, organizer_id=current_user.id,
+                                         now=now())
+    except queue.QueueError as error:  # used or refunded already: say so on the dashboard
         flash(str(error), "error")
         return redirect(url_for("seller.dashboard"), code=303)
     flash(f"Ticket #{ticket.id} is refunded; its seat goes to the next person in line.", "success")
@@ -253,7 +240,9 @@ def start_onboarding():
 @bp.post("/connect/dashboard")
 def connect_dashboard():
     try:
-        return redirect(purchases.dashboard_link(user_id=current_user.id), code=303)
+        link = purchases.dashboard_link(user_id=current_user.id)
     except ServiceError as error:
         flash(str(error), "error")
         return redirect(url_for("seller.connect"), code=303)
+    # Local payments have no payment-service dashboard: the organizer's own is this one.
+    return redirect(link or url_for("seller.dashboard"), code=303)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from blueprints.helpers import now
-from services import NotFound, tickets
+from models import TicketStatus
+from services import tickets
 
 bp = Blueprint("tickets", __name__)
 
@@ -15,15 +16,14 @@ bp = Blueprint("tickets", __name__)
 @bp.get("/tickets")
 @login_required
 def index():
-    return render_template("tickets/index.html", groups=tickets.tickets_of(user_id=current_user.id, now=now()))
+    return render_template("tickets/index.html",
+                           groups=tickets.tickets_of(user_id=current_user.id, now=now()))
 
 
 @bp.get("/tickets/<int:ticket_id>")
 @login_required
 def show(ticket_id: int):
-    try:
-        ticket = tickets.owned_ticket(ticket_id=ticket_id, user_id=current_user.id)
-    except NotFound:
-        abort(404)
-    qr = Markup(tickets.qr_svg(ticket)) if ticket.status == "valid" else None
-    return render_template("tickets/show.html", ticket=ticket, qr=qr, token=tickets.token_for(ticket))
+    ticket = tickets.owned_ticket(ticket_id=ticket_id, user_id=current_user.id)
+    qr = Markup(tickets.qr_svg(ticket)) if ticket.status == TicketStatus.VALID else None
+    return render_template("tickets/show.html", ticket=ticket, qr=qr,
+                           token=tickets.token_for(ticket))

@@ -12,6 +12,8 @@ from models import User
 from services import ServiceError
 from services.text import text_problem
 
+MAX_NAME_LENGTH = 100
+MAX_EMAIL_LENGTH = 254  # what an address can be (RFC 5321), and what users.email holds
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 200
 # Checked when the email is unknown, so a wrong email takes as long as a wrong password.
@@ -37,8 +39,8 @@ def register_user(*, name: str, email: str, password: str) -> User:
     name = " ".join(name.split())
     if not name:
         raise AccountError("Enter your name.", field="name")
-    if len(name) > 100:
-        raise AccountError("Names can be at most 100 characters.", field="name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise AccountError(f"Names can be at most {MAX_NAME_LENGTH} characters.", field="name")
     email = normalize_email(email)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(

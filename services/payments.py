@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import stripe
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -44,7 +44,7 @@ class PaymentError(ServiceError):
 @dataclass(frozen=True)
 class NewSession:
     id: str
-    url: str
+    url: str | None  # the payment service's page; None: the app's own local payment page
 
 
 @dataclass(frozen=True)
@@ -222,8 +222,7 @@ class LocalGateway:
                                 description: str, metadata: dict, success_url: str,
                                 cancel_url: str, expires_at: datetime, destination: str | None,
                                 customer_email: str) -> NewSession:
-        session_id = f"cs_local_{secrets.token_urlsafe(18)}"
-        return NewSession(session_id, url_for("payments.local_page", session_id=session_id))
+        return NewSession(f"cs_local_{secrets.token_urlsafe(18)}", None)
 
     def expire_checkout_session(self, session_id: str) -> bool:
         """Nothing to close at a gateway (the local page refuses payment once the session
@@ -282,8 +281,8 @@ class LocalGateway:
     def account_status(self, account_id: str) -> AccountStatus:
         return AccountStatus(details_submitted=True, charges_enabled=True)
 
-    def dashboard_link(self, account_id: str) -> str:
-        return url_for("seller.dashboard")
+    def dashboard_link(self, account_id: str) -> None:
+        return None  # no payment-service dashboard: the organizer's own one is the app's
 
     # -- the local page's "Pay" button
 

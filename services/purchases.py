@@ -10,10 +10,12 @@ retries and reorders webhooks, so each decision reads the state it leaves behind
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -23,7 +25,6 @@ from models import (
     WebhookEvent,
 )
 from services import Busy, NotFound, ServiceError, payments, queue
-from services.urls import absolute_url
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,22 @@ def _live_offer(event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
     return status.entry
 
 
-def start_checkout(*, event_id: int, user_id: int, now: datetime) -> str:
+@dataclass(frozen=True)
+class CheckoutUrls:
+    """Where checkout sends the buyer, given by the caller: services build no URLs.
+
+    ``success`` and ``cancel`` are where the payment page returns to (absolute, on
+    ``BASE_URL``, with Stripe's ``{CHECKOUT_SESSION_ID}`` placeholder); ``local_page`` is the
+    local payment page of a session id, ``ticket`` the page of a ticket id.
+    """
+
+    success: str
+    cancel: str
+    local_page: Callable[[str], str]
+    ticket: Callable[[int], str]
+
+
+def start_checkout(*, event_id: int, user_id: int, now: datetime, urls: CheckoutUrls) -> str:
     """Where to send the buyer to pay for their live offer (one session per offer).
 
     Free events need no payment: the ticket is issued at once and its page returned.
@@ -64,7 +80,7 @@ def start_checkout(*, event_id: int, user_id: int, now: datetime) -> str:
         ticket = queue.complete_purchase(entry_id=entry.id, user_id=user_id,
                                          payment_reference=f"free-{entry.id}",
                                          amount_pence=0, now=now)
-        return url_for("tickets.show", ticket_id=ticket.id)
+        return urls.ticket(ticket.id)
     existing = db.session.scalar(select(CheckoutSession).where(CheckoutSession.entry_id == entry.id))
     if existing is not None:
         if existing.status == CheckoutStatus.OPEN:
@@ -84,16 +100,16 @@ def start_checkout(*, event_id: int, user_id: int, now: datetime) -> str:
         fee_pence=fee,
         description=f"Ticket: {event.name}",
         metadata=metadata,
-        # On BASE_URL, never the request's Host: Stripe sends the buyer back there.
-        success_url=absolute_url("payments.success") + "?session_id={CHECKOUT_SESSION_ID}",
-        cancel_url=absolute_url("payments.cancel") + "?session_id={CHECKOUT_SESSION_ID}",
+        success_url=urls.success,
+        cancel_url=urls.cancel,
         expires_at=max(entry.offer_expires_at, now + STRIPE_MIN_SESSION),
         destination=destination,
         customer_email=buyer.email,
     )
+    page = session.url if session.url is not None else urls.local_page(session.id)
     db.session.add(CheckoutSession(
         id=session.id, entry_id=entry.id, event_id=event.id, user_id=user_id,
-        amount_pence=event.price_pence, fee_pence=fee, url=session.url,
+        amount_pence=event.price_pence, fee_pence=fee, url=page,
     ))
     try:
         db.session.commit()
@@ -101,7 +117,7 @@ def start_checkout(*, event_id: int, user_id: int, now: datetime) -> str:
         db.session.rollback()
         return db.session.scalar(
             select(CheckoutSession.url).where(CheckoutSession.entry_id == entry.id))
-    return session.url
+    return page
 
 
 def get_session(*, session_id: str, user_id: int) -> CheckoutSession:
@@ -486,7 +502,9 @@ def onboarding_link(*, user_id: int, refresh_url: str, return_url: str) -> str:
                                 return_url=return_url)
 
 
-def dashboard_link(*, user_id: int) -> str:
+def dashboard_link(*, user_id: int) -> str | None:
+    """A sign-in link to the organizer's Express dashboard; None when the gateway has none
+    (local payments)."""
     user = db.session.get(User, user_id)
     if not user.stripe_connect_id:
         raise PurchaseError("Set up payouts first.")

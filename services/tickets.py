@@ -77,7 +77,6 @@ class CheckInOutcome:
     REFUNDED = "refunded"  # refunded or cancelled: the ticket admits nobody
     WRONG_EVENT = "wrong_event"
     INVALID = "invalid"  # forged, altered, truncated or unreadable
-    ALL = (ADMITTED, ALREADY_USED, REFUNDED, WRONG_EVENT, INVALID)
 
 
 @dataclass(frozen=True)

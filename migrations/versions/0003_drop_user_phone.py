@@ -5,9 +5,8 @@ Revises: 0002_outbox
 Create Date: 2026-11-25 16:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0003_drop_user_phone'
 down_revision = '0002_outbox'

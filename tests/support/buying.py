@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from flask import current_app
 
+from blueprints.payments import checkout_urls
 from models import CheckoutSession, Ticket
 from services import purchases, queue
 
@@ -42,5 +43,5 @@ def open_checkout(event, buyer, *, at: datetime | None = None) -> CheckoutSessio
     at = at or datetime.now(timezone.utc)
     queue.join_queue(event_id=event.id, user_id=buyer.id, now=at)
     with current_app.test_request_context():
-        purchases.start_checkout(event_id=event.id, user_id=buyer.id, now=at)
+        purchases.start_checkout(event_id=event.id, user_id=buyer.id, now=at, urls=checkout_urls())
     return CheckoutSession.query.filter_by(user_id=buyer.id, event_id=event.id).one()
