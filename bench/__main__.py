@@ -15,9 +15,6 @@ Runs on SQLite and on a throwaway PostgreSQL (when installed).
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -25,25 +22,19 @@ import time
 from collections import Counter
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-if "INSTANCE_PATH" not in os.environ:
-    os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="tickethub-bench-")
-    atexit.register(shutil.rmtree, os.environ["INSTANCE_PATH"], ignore_errors=True)
+from sqlalchemy import func, insert, select
 
-from sqlalchemy import func, insert, select  # noqa: E402
-
-import tasks  # noqa: E402
-from app import create_app  # noqa: E402
-from extensions import db  # noqa: E402
-from models import (  # noqa: E402
-    Event, OutboxItem, QueueDeparture, Ticket, TicketStatus, User, WaitingListEntry,
-)
-from services import outbox, queue, queue_reads  # noqa: E402
-from tests.support.invariants import assert_queue_invariants  # noqa: E402
-from tests.support.postgres import postgres_server  # noqa: E402
-from tests.support.workers import run_threads  # noqa: E402
+import tasks
+from app import create_app
+from bench import http_rush, page_weight
+from bench.tables import table
+from extensions import db
+from models import Event, OutboxItem, QueueDeparture, Ticket, TicketStatus, User, WaitingListEntry
+from services import outbox, queue, queue_reads
+from tests.support.invariants import assert_queue_invariants
+from tests.support.postgres import postgres_server
+from tests.support.workers import run_threads
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
 QUEUE_LENGTHS = (1_000, 10_000, 100_000)
@@ -247,14 +238,6 @@ def bench_join_cost(name: str, url: str, folder: str, rows: list, rounds: int = 
         outbox.set_dispatcher(tasks.dispatch)
 
 
-def table(title: str, header: tuple, rows: list) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
-    out = [f"\n{title}\n", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
-
-
 def main() -> None:
     read_rows, http_rows, rush_rows, join_cost_rows = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp, postgres_server() as pg_url:
@@ -279,8 +262,6 @@ def main() -> None:
     print(table("One join's transaction, before and after the outbox (median ms per committed "
                 "join that is offered a ticket: two follow-up rows; alternating rounds)",
                 ("database", "join", "ms", "vs before"), join_cost_rows))
-    from bench import http_rush, page_weight
-
     print(page_weight.table())
     sys.stdout.flush()
     # The same rushes over real HTTP: gunicorn + wrk (bench/http_rush.py).

@@ -6,21 +6,20 @@
 from __future__ import annotations
 
 import gzip
-import os
-import sys
 import tempfile
 from pathlib import Path
 
+from bench.tables import table as markdown_table
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="tickethub-bench-"))
 
 
 def measure() -> list[tuple[str, int, int]]:
-    from tests.conftest import PASSWORD, _make_app, build_test_config, make_event, make_user
+    from tests.support.apps import build_test_config, make_app
+    from tests.support.factories import PASSWORD, make_event, make_user
 
     folder = tempfile.TemporaryDirectory(prefix="tickethub-weight-")
-    app = _make_app(build_test_config(Path(folder.name)))
+    app = make_app(build_test_config(Path(folder.name)))
     with folder, app.app_context():
         event = make_event(total_tickets=1)
         holder, waiter = make_user(), make_user()
@@ -39,9 +38,8 @@ def measure() -> list[tuple[str, int, int]]:
 
 
 def table() -> str:
-    lines = ["\nEvent page weight (bytes)\n", "| resource | bytes | gzip |", "|---|---|---|"]
-    lines += [f"| {name} | {size:,} | {packed:,} |" for name, size, packed in measure()]
-    return "\n".join(lines)
+    return markdown_table("Event page weight (bytes)", ("resource", "bytes", "gzip"),
+                          [(name, f"{size:,}", f"{packed:,}") for name, size, packed in measure()])
 
 
 if __name__ == "__main__":

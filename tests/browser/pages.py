@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-PASSWORD = "correct horse battery"
+from tests.support.factories import PASSWORD
 
 
 def unique(prefix: str = "") -> str:

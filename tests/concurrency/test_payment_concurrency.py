@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 from extensions import db
 from models import CheckoutSession, LocalPayment, Ticket
 from services import payments, purchases
-from tests.conftest import PASSWORD, make_event, make_user
+from tests.support.factories import PASSWORD, make_event, make_user
 from tests.support.buying import open_checkout
 from tests.support.invariants import assert_queue_invariants
 

@@ -12,7 +12,7 @@ import pytest
 
 from extensions import db
 from services import queue
-from tests.conftest import make_event, make_user, utc
+from tests.support.factories import make_event, make_user, utc
 from tests.support.invariants import assert_queue_invariants
 from tests.support.workers import process_worker, random_jobs, run_threads
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import make_user
+from tests.support.factories import make_user
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from services import queue
 from services.tickets import check_in, token_for
-from tests.conftest import make_event, make_user, utc
+from tests.support.factories import make_event, make_user, utc
 from tests.support.buying import buy_directly
 
 T0 = utc(2030, 1, 1, 12, 0)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import User
-from tests.conftest import PASSWORD, csrf_token_from, make_user
+from tests.support.factories import PASSWORD, csrf_token_from, make_user
 
 GENERIC_LOGIN_ERROR = "That email and password don't match an account."
 TOO_MANY = "Too many attempts. Please wait a few minutes"
@@ -253,7 +253,7 @@ def test_signing_out_without_the_csrf_token_is_refused(client):
 
 @pytest.mark.app_config(WTF_CSRF_ENABLED=True)
 def test_an_htmx_post_with_a_stale_token_reloads_the_page(client):
-    from tests.conftest import make_event
+    from tests.support.factories import make_event
 
     event = make_event()
     response = client.post(f"/events/{event.id}/join", headers={"HX-Request": "true"},

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Event, User
 from services.text import CONTROL_CHARACTER, LINE_BREAK
-from tests.conftest import PASSWORD, make_event, make_user
+from tests.support.factories import PASSWORD, make_event, make_user
 
 NOT_FOUND = "We couldn't find that page."
 BAD_ADDRESS = "The address contains characters we can't accept."

@@ -11,7 +11,7 @@ import pytest
 from flask import current_app
 
 from services.events import EventDetails, cancel_event, create_event
-from tests.conftest import image_bytes, make_event, make_user, utc
+from tests.support.factories import image_bytes, make_event, make_user, utc
 
 NOW = datetime.now(timezone.utc)
 

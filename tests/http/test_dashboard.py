@@ -11,7 +11,7 @@ import pytest
 from services import events, queue
 from services.events import EventDetails
 from services.tickets import check_in, token_for
-from tests.conftest import make_event, make_user, utc
+from tests.support.factories import make_event, make_user, utc
 from tests.support.buying import buy_directly
 
 T0 = utc(2030, 1, 1, 12, 0)

@@ -18,7 +18,8 @@ from config import load_config
 from extensions import db
 from models import User
 from services import queue
-from tests.conftest import Auth, build_test_config, make_event, make_user
+from tests.support.apps import build_test_config
+from tests.support.factories import Auth, make_event, make_user
 from tests.support.postgres import running_postgres
 from tests.support.redis_server import running_redis
 

@@ -12,7 +12,8 @@ from cli import DEMO_PASSWORD
 from extensions import db
 from models import Event, User, WaitingListEntry
 from services import outbox, queue
-from tests.conftest import build_test_config, make_event, make_user
+from tests.support.apps import build_test_config
+from tests.support.factories import make_event, make_user
 
 
 def count(model) -> int:

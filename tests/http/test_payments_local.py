@@ -15,7 +15,7 @@ from blueprints.helpers import now as real_now
 from extensions import db
 from models import CheckoutSession, LocalPayment, Ticket, WaitingListEntry, WebhookEvent
 from services import payments
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 from tests.support.invariants import assert_queue_invariants
 
 

@@ -15,7 +15,8 @@ from extensions import db
 from models import CheckoutSession, Ticket, User, WebhookEvent
 from services import payments, purchases, queue
 from services.tickets import token_for
-from tests.conftest import _make_app, build_test_config, make_event, make_user
+from tests.support.apps import build_test_config, make_app
+from tests.support.factories import make_event, make_user
 from tests.support.fake_stripe import start_fake_stripe
 from tests.support.invariants import assert_queue_invariants
 
@@ -32,7 +33,7 @@ def stripe_server():
 
 @pytest.fixture
 def app(tmp_path, stripe_server):
-    app = _make_app(build_test_config(
+    app = make_app(build_test_config(
         tmp_path, PAYMENTS="stripe", STRIPE_SECRET_KEY="sk_test_contract",
         STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_API_BASE=stripe_server.url,
         STRIPE_MAX_NETWORK_RETRIES=0, PLATFORM_FEE_PERCENT=1.0,

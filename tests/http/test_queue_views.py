@@ -7,7 +7,7 @@ import re
 import pytest
 
 from models import WaitingListEntry
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 
 HX = {"HX-Request": "true"}
 

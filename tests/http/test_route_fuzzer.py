@@ -24,7 +24,7 @@ from werkzeug.routing.converters import NumberConverter
 from werkzeug.test import encode_multipart
 from wtforms.fields.core import UnboundField
 
-from tests.conftest import PASSWORD, make_event, make_user
+from tests.support.factories import PASSWORD, make_event, make_user
 from tests.support.buying import buy_through_the_site
 
 pytestmark = pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)  # 500s answered and logged

@@ -10,7 +10,7 @@ import pytest
 from flask import request, request_started
 
 from config import load_config
-from tests.conftest import PASSWORD, image_bytes, make_event, make_user
+from tests.support.factories import PASSWORD, image_bytes, make_event, make_user
 from tests.http.test_auth import TOO_MANY, login, signed_in_as
 from tests.http.test_seller import event_count, field_error, page, submit, with_image
 from tests.support.buying import buy_directly

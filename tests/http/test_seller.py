@@ -18,7 +18,7 @@ from services.events import cancel_event
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from tests.conftest import image_bytes, make_event, make_user
+from tests.support.factories import image_bytes, make_event, make_user
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M"
 

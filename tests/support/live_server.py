@@ -179,14 +179,15 @@ class LiveServer:
         return done.stdout
 
     @contextmanager
-    def app_context(self):
+    def app_context(self, **config):
         """An app context in this process on the server's database (to read what the server
-        wrote, e.g. ``assert_queue_invariants``); its connections are closed afterwards."""
+        wrote, e.g. ``assert_queue_invariants``); its connections are closed afterwards.
+        ``config`` adds settings (a benchmark seeds with the server's ``SECRET_KEY``)."""
         from app import create_app
         from extensions import db
 
         app = create_app({"SQLALCHEMY_DATABASE_URI": self.database_url, "TESTING": True,
-                          "HUEY_IMMEDIATE": False})
+                          "HUEY_IMMEDIATE": False, **config})
         with app.app_context():
             try:
                 yield app
@@ -221,21 +222,25 @@ class LiveServer:
 
     # -- life cycle
 
-    def start(self, *, wait_for_consumer: bool = True) -> "LiveServer":
+    def start(self, *, wait_for_consumer: bool = True, consumer: bool = True,
+              threads: int = 8, access_log: bool = True) -> "LiveServer":
+        """Migrate, then start the consumer and gunicorn. A benchmark starts gunicorn alone
+        (``consumer=False``: tasks stay queued), with its own ``threads`` and no access log."""
         self.flask("db", "upgrade")
         self.port = free_port()
-        self.start_consumer()
+        if consumer:
+            self.start_consumer()
         self._spawn("gunicorn", [
             # As scripts/run.sh: one process unless WEB_CONCURRENCY asks for more.
             str(BIN / "gunicorn"), "--workers", self.env.get("WEB_CONCURRENCY", "1"),
-            "--threads", "8",
+            "--threads", str(threads),
             "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "3",
             # gunicorn 27 binds a control socket at one fixed path per user by default;
             # servers running side by side (or beside `make run`) would fight over it.
             "--no-control-socket",
-            "--access-logfile", "-", "app:create_app()",
+            *(["--access-logfile", "-"] if access_log else []), "app:create_app()",
         ])
-        self._wait_until_ready(wait_for_consumer)
+        self._wait_until_ready(wait_for_consumer and consumer)
         return self
 
     def start_consumer(self) -> None:

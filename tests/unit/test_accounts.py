@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import User
 from services.accounts import AccountError, authenticate, register_user
-from tests.conftest import PASSWORD
+from tests.support.factories import PASSWORD
 
 
 def register(name="Ada Lovelace", email="ada@example.com", password=PASSWORD) -> User:

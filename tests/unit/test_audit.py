@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services import events, purchases, queue
-from tests.conftest import make_event, make_user, utc
+from tests.support.factories import make_event, make_user, utc
 
 T0 = utc(2030, 1, 1, 12)
 

@@ -17,7 +17,7 @@ from extensions import db
 from models import AuditEntry, Ticket
 from services import queue, tickets
 from services.tickets import CheckInOutcome, check_in, door_tally, token_for
-from tests.conftest import make_event, make_user, utc
+from tests.support.factories import make_event, make_user, utc
 from tests.support.invariants import assert_queue_invariants
 
 T0 = utc(2030, 1, 1, 12, 0)

@@ -20,7 +20,7 @@ from services.events import (
     search_upcoming,
     update_event,
 )
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 _payments = count(1)

@@ -13,7 +13,7 @@ from blueprints.forms import SafeForm, parse_price_pence
 from services.accounts import AccountError, register_user
 from services.events import detail_problems
 from services.text import CONTROL_CHARACTER, LINE_BREAK, text_problem
-from tests.conftest import PASSWORD
+from tests.support.factories import PASSWORD
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 

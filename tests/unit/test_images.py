@@ -20,7 +20,7 @@ from config import PROJECT_DIR
 from services.images import (
     TOO_MANY_PIXELS, TOO_MANY_WEBP_PIXELS, ImageError, delete_event_image, store_event_image,
 )
-from tests.conftest import image_bytes
+from tests.support.factories import image_bytes
 
 MAX_BYTES = 5 * 1024 * 1024
 RANDOM_WEBP_NAME = re.compile(r"^[A-Za-z0-9_-]{24}\.webp$")

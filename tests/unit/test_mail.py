@@ -13,7 +13,7 @@ import pytest
 
 from extensions import db
 from services import notifications, queue
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 
 NOW = datetime.now(timezone.utc)
 

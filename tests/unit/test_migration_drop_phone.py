@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 
 from extensions import db
 from models import Event, User
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 from tests.support.buying import buy_directly
 
 

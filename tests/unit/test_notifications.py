@@ -14,7 +14,7 @@ import pytest
 import tasks
 from models import Ticket
 from services import events, purchases, queue
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 
 NOW = datetime.now(timezone.utc)
 

@@ -12,7 +12,7 @@ import tasks
 from extensions import db
 from models import OutboxItem
 from services import mail, outbox, queue
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 
 NOW = datetime.now(timezone.utc)
 

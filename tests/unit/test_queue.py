@@ -14,7 +14,7 @@ from extensions import db
 from models import EndReason, EntryStatus, Event, WaitingListEntry
 from services import Forbidden, NotFound, events, queue
 from services.events import EventDetails, EventError
-from tests.conftest import make_event, make_user, utc
+from tests.support.factories import make_event, make_user, utc
 from tests.support.invariants import assert_queue_invariants
 
 T0 = utc(2030, 1, 1, 12, 0)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from services import ServiceError, events, queue
 from services.events import EventDetails
-from tests.conftest import make_event, make_user, utc
+from tests.support.factories import make_event, make_user, utc
 from tests.support.invariants import assert_queue_invariants
 
 T0 = utc(2030, 1, 1, 12)

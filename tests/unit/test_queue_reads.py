@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from services import queue, queue_reads
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 
 NOW = datetime.now(timezone.utc)
 

@@ -21,7 +21,7 @@ from services import events, queue, reports
 from services.events import EventDetails
 from services.purchases import platform_fee
 from services.tickets import check_in, token_for
-from tests.conftest import make_event, make_user, utc
+from tests.support.factories import make_event, make_user, utc
 
 T0 = utc(2030, 1, 1, 9, 0)
 

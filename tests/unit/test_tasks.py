@@ -8,7 +8,7 @@ import tasks
 from extensions import db
 from models import WaitingListEntry
 from services import outbox, queue
-from tests.conftest import make_event, make_user
+from tests.support.factories import make_event, make_user
 
 
 def scheduled_expiries():
