@@ -52,9 +52,11 @@ def assert_queue_invariants(event_id: int) -> dict:
     counts = _recount(event, entries, live_owners)
     sold, offered, waiting = counts["sold"], counts["offered"], counts["waiting"]
     assert sold + offered <= event.total_tickets, "oversold"
-    assert (event.sold_count, event.offered_count, event.waiting_count) == (sold, offered, waiting)
-    assert event.last_seq == (entries[-1].seq if entries else 0)
-    assert len({e.seq for e in entries}) == len(entries)
+    counters = (event.sold_count, event.offered_count, event.waiting_count)
+    assert counters == (sold, offered, waiting), (
+        f"counters (sold, offered, waiting) {counters} but the rows say {(sold, offered, waiting)}")
+    assert event.last_seq == (entries[-1].seq if entries else 0), "last_seq drifted"
+    assert len({e.seq for e in entries}) == len(entries), "two entries share a seq"
     assert counts["duplicate_entries"] == 0, "a user has two active entries"
     assert counts["duplicate_tickets"] == 0, "a user has two live tickets"
     # FIFO: a waiter only ever moves to offered, so an entry still waiting means nobody
@@ -73,5 +75,6 @@ def assert_queue_invariants(event_id: int) -> dict:
     assert stored == departed, "departure counts drifted"
     active = [e for e in entries if e.status in EntryStatus.ACTIVE]
     if len(active) <= 200:  # positions are 1..N in join order, no gaps
-        assert [position(e) for e in active] == list(range(1, len(active) + 1))
+        assert [position(e) for e in active] == list(range(1, len(active) + 1)), (
+            "positions are not 1..N in join order")
     return {"sold": sold, "offered": offered, "waiting": waiting, "entries": len(entries)}
