@@ -29,12 +29,14 @@ run: migrate
 	HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
 
 # Debian packages the tests drive: chromium (browser tests), PostgreSQL (the engine and
-# concurrency tests on a second database), Redis (shared rate-limit storage).
+# concurrency tests on a second database), Redis (shared rate-limit storage), nginx (the
+# shipped reverse-proxy configuration, tests/proxy).
 system-test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
