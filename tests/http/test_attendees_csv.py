@@ -87,30 +87,3 @@ def test_free_tickets_are_worth_nothing(client, organizer):
     free = make_event(organizer, now=T0, price_pence=0, starts_at=utc(2030, 2, 1, 19, 0))
     buy_directly(free, make_user(), at=T0)
     assert rows_of(client.get(export_url(free)))[1][5] == "0.00"
-
-
-@pytest.mark.parametrize("role, which, expected", [
-    ("anonymous", "event", 302),
-    ("buyer", "event", 403),
-    ("other organizer", "event", 403),
-    ("owner", "event", 200),
-    ("owner", "missing", 404),
-])
-def test_who_may_download_the_attendees(client, auth, role, which, expected):
-    owner = make_user(name="Owner")
-    event = make_event(owner, now=T0, starts_at=utc(2030, 2, 1, 19, 0))
-    buyer = make_user(name="Secret Buyer", email="secret@example.com")
-    buy_directly(event, buyer, at=T0)
-    other = make_user(name="Other organizer")
-    make_event(other, name="Other's event")
-    signed_in = {"buyer": buyer, "other organizer": other, "owner": owner}.get(role)
-    if signed_in:
-        auth.login(signed_in)
-    url = export_url(event) if which == "event" else "/seller/events/999999/attendees.csv"
-
-    response = client.get(url)
-
-    assert response.status_code == expected
-    if role == "anonymous":
-        assert response.location.startswith("/login?next=")
-    assert ("secret@example.com" in response.get_data(as_text=True)) == (expected == 200)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +16,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Event, User
 from services.text import CONTROL_CHARACTER, LINE_BREAK
-from tests.support.factories import PASSWORD, make_event, make_user
+from tests.support.factories import PASSWORD, event_form, make_event, make_user
 
 NOT_FOUND = "We couldn't find that page."
 BAD_ADDRESS = "The address contains characters we can't accept."
@@ -55,12 +54,6 @@ def olive(client):
     olive = make_user(name="Olive")
     sign_in(client, olive)
     return olive
-
-
-def event_form(**changes) -> dict:
-    starts = (datetime.now(timezone.utc) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
-    return {"name": "Indie Night", "description": "Three bands.", "location": "Leeds",
-            "event_date": starts, "price": "12.50", "total_tickets": "100", **changes}
 
 
 # ------------------------------------------------------------------------------- ids

@@ -137,28 +137,3 @@ def test_before_the_first_sale_there_is_no_chart(client, organizer):
     body = page(client.get(f"/seller/events/{event.id}"))
     assert "No tickets sold yet: the chart appears with the first sale." in body
     assert "<svg" not in body
-
-
-@pytest.mark.parametrize("role, which, expected", [
-    ("anonymous", "event", 302),
-    ("buyer", "event", 403),
-    ("other organizer", "event", 403),
-    ("owner", "event", 200),
-    ("owner", "missing", 404),
-])
-def test_who_may_see_an_events_figures(client, auth, role, which, expected):
-    owner = make_user(name="Owner")
-    event = make_event(owner, name="Owner's gig")
-    buyer = make_user(name="Buyer")
-    other = make_user(name="Other organizer")
-    signed_in = {"buyer": buyer, "other organizer": other, "owner": owner}.get(role)
-    if signed_in:
-        auth.login(signed_in)
-    url = f"/seller/events/{event.id}" if which == "event" else "/seller/events/999999"
-
-    response = client.get(url)
-
-    assert response.status_code == expected
-    if role == "anonymous":
-        assert response.location.startswith("/login?next=")
-    assert ("Gross revenue" in page(response)) == (expected == 200)

@@ -24,8 +24,8 @@ from werkzeug.routing.converters import NumberConverter
 from werkzeug.test import encode_multipart
 from wtforms.fields.core import UnboundField
 
-from tests.support.factories import PASSWORD, make_event, make_user
-from tests.support.buying import buy_through_the_site
+from tests.support.factories import PASSWORD
+from tests.support.world import build_world
 
 pytestmark = pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)  # 500s answered and logged
 
@@ -157,22 +157,14 @@ class Visitor:
 
 @pytest.fixture
 def world(any_db_app):
-    """An organizer's event with a sold ticket, and a buyer holding a ticket and a live offer
-    with its open local checkout (for /pay/local/<session_id>)."""
-    olive, bob = make_user(name="Olive"), make_user(name="Bob")
-    event = make_event(olive, total_tickets=5)
-    other = make_event(olive, name="Second gig", total_tickets=5)
-    buyer = Visitor(any_db_app, bob)
-    with any_db_app.app_context():
-        ticket_id, _ = buy_through_the_site(buyer.client, event)
-    assert buyer.open(f"/events/{other.id}/join", "POST").status_code == 303
-    payment_page = buyer.open(f"/events/{other.id}/checkout", "POST").headers["Location"]
-    assert payment_page.startswith("/pay/local/")
-    real = {"event_id": str(event.id), "ticket_id": str(ticket_id),
-            "session_id": payment_page.rsplit("/", 1)[1], "filename": "app.css",
-            "name": "missing.png"}
-    visitors = {"anonymous": Visitor(any_db_app), "buyer": buyer,
-                "owner": Visitor(any_db_app, olive)}
+    """The site of ``tests/support/world.py``: the owner's event (with a picture) and the
+    buyer's ticket to it, and the buyer's live offer with its open local checkout on a
+    second event (for /pay/local/<session_id>)."""
+    site = build_world()
+    real = {"event_id": str(site.event_id), "ticket_id": str(site.ticket_id),
+            "session_id": site.session_id, "filename": "app.css", "name": site.image_name}
+    visitors = {"anonymous": Visitor(any_db_app), "buyer": Visitor(any_db_app, site.buyer),
+                "owner": Visitor(any_db_app, site.owner)}
     return real, visitors
 
 

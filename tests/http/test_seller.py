@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import io
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -18,27 +18,7 @@ from services.events import cancel_event
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from tests.support.factories import image_bytes, make_event, make_user
-
-DATE_FORMAT = "%Y-%m-%dT%H:%M"
-
-
-def in_days(days: float) -> str:
-    return (datetime.now(timezone.utc) + timedelta(days=days)).strftime(DATE_FORMAT)
-
-
-def event_form(**changes) -> dict:
-    """What an organizer types into the event form, with ``changes``."""
-    form = {
-        "name": "Indie Night",
-        "description": "Three bands, one tiny room.",
-        "location": "Brixton, London",
-        "event_date": in_days(30),
-        "price": "12.50",
-        "total_tickets": "100",
-    }
-    form.update(changes)
-    return form
+from tests.support.factories import event_form, image_bytes, in_days, make_event
 
 
 def with_image(data: bytes, filename: str = "poster.png", **changes) -> dict:
@@ -281,54 +261,3 @@ def test_a_cancelled_event_cannot_be_edited(client, organizer):
     shown = client.get(f"/events/{event.id}").get_data(as_text=True)
     assert "This event was cancelled and can&#39;t be edited." in shown
     assert stored_event(event.id).name == "Original"
-
-
-# --------------------------------------------------------------------- who may do what
-
-EVENT = "/seller/events/{event}/edit"
-MISSING = "/seller/events/999999/edit"
-
-
-@pytest.mark.parametrize(
-    "method, route, role, expected",
-    [
-        ("GET", "/seller", "anonymous", 302),
-        ("GET", "/seller", "buyer", 200),
-        ("GET", "/seller", "owner", 200),
-        ("GET", "/seller/events/new", "anonymous", 302),
-        ("POST", "/seller/events/new", "anonymous", 302),
-        ("GET", "/seller/events/new", "buyer", 200),
-        ("GET", EVENT, "anonymous", 302),
-        ("POST", EVENT, "anonymous", 302),
-        ("GET", EVENT, "buyer", 403),
-        ("POST", EVENT, "buyer", 403),
-        ("GET", EVENT, "other organizer", 403),
-        ("POST", EVENT, "other organizer", 403),
-        ("GET", EVENT, "owner", 200),
-        ("POST", EVENT, "owner", 303),
-        ("GET", MISSING, "owner", 404),
-        ("POST", MISSING, "owner", 404),
-    ],
-)
-def test_who_may_use_the_seller_pages(client, auth, method, route, role, expected):
-    owner = make_user(name="Owner")
-    event = make_event(owner, name="Original")
-    other = make_user(name="Other organizer")
-    make_event(other, name="Other's event")
-    buyer = make_user(name="Buyer")
-    signed_in = {"buyer": buyer, "other organizer": other, "owner": owner}.get(role)
-    if signed_in:
-        auth.login(signed_in)
-    url = route.format(event=event.id)
-
-    if method == "POST":
-        response = submit(client, url, event_form(name="Changed"))
-    else:
-        response = client.get(url)
-
-    assert response.status_code == expected
-    if role == "anonymous":
-        assert response.location.startswith("/login?next=")
-    if expected in (302, 403, 404):
-        assert stored_event(event.id).name == "Original"
-        assert event_count() == 2

@@ -1,5 +1,6 @@
 """Factories as plain functions (after cookiecutter-flask's ``tests/factories.py``): saved
-users and events, picture bytes, UTC times, and the sign-in helper the ``auth`` fixture wraps.
+users and events, event form data, picture bytes, UTC times, and the sign-in helper the
+``auth`` fixture wraps.
 
 Call them inside an app context (the ``app`` and ``any_db_app`` fixtures push one).
 """
@@ -58,6 +59,25 @@ def make_event(organizer: User | None = None, *, now: datetime | None = None,
     details.update(fields)
     return events.create_event(organizer_id=organizer.id, details=EventDetails(**details),
                                image=image, now=now)
+
+
+def in_days(days: float) -> str:
+    """A time ``days`` from now as the event form's ``YYYY-MM-DDTHH:MM``."""
+    return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M")
+
+
+def event_form(**changes) -> dict:
+    """What an organizer types into the event form, with ``changes``."""
+    form = {
+        "name": "Indie Night",
+        "description": "Three bands, one tiny room.",
+        "location": "Brixton, London",
+        "event_date": in_days(30),
+        "price": "12.50",
+        "total_tickets": "100",
+    }
+    form.update(changes)
+    return form
 
 
 def image_bytes(fmt: str = "PNG", size=(64, 48), color=(200, 30, 30), **save_args) -> bytes:
