@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from blueprints.helpers import now, render_page_or_fragment
 from extensions import csrf, db, limiter
 from models import CheckoutStatus
-from services import Busy, ServiceError, payments, purchases
+from services import Busy, ServiceError, payments, purchases, webhooks
 from services.urls import absolute_url
 
 bp = Blueprint("payments", __name__)
@@ -67,7 +67,7 @@ def cancel():
 @limiter.exempt
 def stripe_webhook():
     try:
-        outcome = purchases.receive_webhook(
+        outcome = webhooks.receive_webhook(
             request.get_data(), request.headers.get("Stripe-Signature"), now=now())
     except (ValueError, stripe.SignatureVerificationError) as error:
         db.session.rollback()
@@ -94,7 +94,7 @@ def local_page(session_id: str):
     if request.method == "POST" and action == "pay":
         # A repeated (or parallel) press lands on the same result page as the first.
         try:
-            purchases.pay_locally(session_id=session.id, user_id=current_user.id, now=now())
+            webhooks.pay_locally(session_id=session.id, user_id=current_user.id, now=now())
         except (payments.PaymentError, Busy) as error:
             db.session.rollback()
             message, status = str(error), 503

@@ -11,7 +11,7 @@ from blueprints import charts
 from blueprints.forms import EVENT_DATE_FORMAT, CheckInForm, EventForm, attach_error
 from blueprints.helpers import now, render_page_or_fragment, wants_fragment
 from extensions import limiter
-from services import Busy, ServiceError, events, purchases, queue, reports, tickets
+from services import Busy, ServiceError, events, payouts, purchases, queue, reports, tickets
 from services.events import EventDetails
 from services.payments import PaymentError
 from services.urls import absolute_url
@@ -214,7 +214,7 @@ def refund_ticket(ticket_id: int):
 def connect():
     """Stripe Connect: onboarding and status of the organizer's own account."""
     try:
-        status = purchases.connect_status(user_id=current_user.id)
+        status = payouts.connect_status(user_id=current_user.id)
     except PaymentError as error:
         flash(str(error), "error")
         status = None
@@ -225,7 +225,7 @@ def connect():
 @bp.post("/connect")
 def start_onboarding():
     try:
-        url = purchases.onboarding_link(
+        url = payouts.onboarding_link(
             user_id=current_user.id,
             # Stripe sends the organizer back here: on BASE_URL, never the request's Host.
             refresh_url=absolute_url("seller.connect"),
@@ -240,7 +240,7 @@ def start_onboarding():
 @bp.post("/connect/dashboard")
 def connect_dashboard():
     try:
-        link = purchases.dashboard_link(user_id=current_user.id)
+        link = payouts.dashboard_link(user_id=current_user.id)
     except ServiceError as error:
         flash(str(error), "error")
         return redirect(url_for("seller.connect"), code=303)

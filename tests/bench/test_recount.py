@@ -11,7 +11,7 @@ from sqlalchemy import update
 from bench.http_rush import recount
 from extensions import db
 from models import Event
-from services import purchases, queue
+from services import queue, webhooks
 from tests.support.buying import open_checkout
 from tests.support.factories import make_event, make_user
 
@@ -22,7 +22,7 @@ def test_a_rush_is_recounted_from_its_rows(any_db_app):
     event = make_event(now=NOW, total_tickets=2)
     payer, holder, *waiters = (make_user() for _ in range(4))
     session = open_checkout(event, payer, at=NOW)
-    purchases.pay_locally(session_id=session.id, user_id=payer.id, now=NOW)
+    webhooks.pay_locally(session_id=session.id, user_id=payer.id, now=NOW)
     for user in (holder, *waiters):
         queue.join_queue(event_id=event.id, user_id=user.id, now=NOW)
 

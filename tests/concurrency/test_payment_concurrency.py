@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 
 from extensions import db
 from models import CheckoutSession, LocalPayment, Ticket
-from services import payments, purchases
+from services import payments, webhooks
 from tests.support.factories import PASSWORD, make_event, make_user
 from tests.support.buying import open_checkout
 from tests.support.invariants import assert_queue_invariants
@@ -35,7 +35,7 @@ def test_parallel_deliveries_of_one_payment_issue_one_ticket(any_db_app):
             barrier.wait(timeout=30)
             try:
                 # Each retry of one Stripe event arrives as a new event id.
-                return purchases.handle_event(dict(delivery, id=f"evt_{n}"), now=now)
+                return webhooks.handle_event(dict(delivery, id=f"evt_{n}"), now=now)
             finally:
                 db.session.remove()
 

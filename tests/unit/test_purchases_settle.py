@@ -14,7 +14,7 @@ import pytest
 
 from extensions import db
 from models import CheckoutSession, LocalPayment, Ticket, WaitingListEntry
-from services import payments, purchases, queue
+from services import payments, purchases, queue, webhooks
 from tests.support.factories import make_event, make_user
 from tests.support.buying import open_checkout
 from tests.support.invariants import assert_queue_invariants
@@ -154,7 +154,7 @@ def test_closing_a_checkout_never_overwrites_a_payment_honoured_meanwhile(app_db
     def while_the_buyer_pays(self, session_id):
         closable = gateway_answer(self, session_id)  # nothing paid yet, so closable
         with app_db.app_context():  # meanwhile the buyer presses Pay (another request)
-            purchases.pay_locally(session_id=session_id, user_id=buyer.id, now=NOW)
+            webhooks.pay_locally(session_id=session_id, user_id=buyer.id, now=NOW)
             db.session.remove()
         return closable
 
