@@ -21,10 +21,10 @@ from urllib.parse import quote, urlencode
 import pytest
 from flask_wtf import FlaskForm
 from werkzeug.routing.converters import NumberConverter
-from werkzeug.test import encode_multipart
 from wtforms.fields.core import UnboundField
 
 from tests.support.factories import PASSWORD
+from tests.support.visitors import Visitor
 from tests.support.world import build_world
 
 pytestmark = pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)  # 500s answered and logged
@@ -42,7 +42,7 @@ QUERY_NAMES = ["page", "q", "session_id", "next", "token"]
 EXTRA_FIELDS = ["action", "csrf_token", "timezone", "sale_starts_at", "draft", "q", "session_id",
                 "next"]
 PLAUSIBLE = {
-    "name": "Fuzz Night", "email": "fuzz@example.com", "password": "correct horse battery",
+    "name": "Fuzz Night", "email": "fuzz@example.com", "password": PASSWORD,
     "description": "Loud.", "location": "Leeds", "price": "12.50", "total_tickets": "10",
     "timezone": "Europe/London", "token": "not-a-ticket",
 }
@@ -111,48 +111,6 @@ def query_strings(rng: random.Random) -> list[str]:
     any page on every route, a sample of the other values on each."""
     values = ["\x00", HUGE, "922337203685477580", *rng.sample(HOSTILE_VALUES, k=5)]
     return [urlencode({name: value for name in QUERY_NAMES}) for value in values]
-
-
-class Visitor:
-    """A test client that stays who it is: signed out again after a sign-up, signed in
-    again after a logout (with the cookie the real sign-in form gave it).
-
-    Each request runs in an app context of its own, as in a server: the test's context
-    would otherwise share ``g`` (and the signed-in user Flask-Login keeps there) and the
-    database session between the visitors.
-    """
-
-    def __init__(self, app, user=None):
-        self.app, self.client, self.user = app, app.test_client(), user
-        if user is not None:
-            self.sign_in()
-
-    def sign_in(self) -> None:
-        assert self.open("/login", "POST", {"email": self.user.email, "password": PASSWORD}
-                         ).status_code == 303
-        self.signed_in_cookie = self.client.get_cookie("session").value
-
-    def open(self, url: str, method: str, body=None, headers=None, *, multipart=False):
-        with self.app.app_context():
-            if body is not None and (multipart or any(len(value) > 200 for value in body.values())):
-                # encoded in memory: the test client would spool a big body to a file
-                boundary, data = encode_multipart(body)
-                return self.client.open(url, method=method, data=data, headers=headers,
-                                        content_type=f"multipart/form-data; boundary={boundary}")
-            return self.client.open(url, method=method, data=body, headers=headers)
-
-    def signed_in(self) -> bool:
-        with self.client.session_transaction() as session:
-            return "_user_id" in session
-
-    def restore(self) -> None:
-        if self.user is None and self.signed_in():
-            self.client.delete_cookie("session")
-        elif self.user is not None and not self.signed_in():
-            # The cookie of the first sign-in (a new one costs a deliberately slow hash).
-            self.client.set_cookie("session", self.signed_in_cookie)
-            if not self.signed_in():
-                self.sign_in()
 
 
 @pytest.fixture

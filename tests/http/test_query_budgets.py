@@ -1,0 +1,115 @@
+"""Query budgets for the hot paths (after pretix's ``assert_num_queries``): the status poll
+every waiting buyer sends every few seconds, and the join a rush sends all at once.
+
+The numbers are what these paths send today, pinned exactly. Lowering one is welcome
+(change it here in the same commit); raising one needs a reason in the commit message.
+
+Each path is counted as a user meets it: a signed-in buyer's request through the test
+client, in an app context of its own (a fresh database session, as in a server), on SQLite
+and on PostgreSQL (the lock the join takes differs between them). The follow-ups a join
+hands to the task queue are not run inline here (the consumer runs them, not the request),
+so only the request's own statements count.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from services import outbox
+from tests.support.factories import make_event, make_user
+from tests.support.queries import assert_num_queries
+from tests.support.visitors import Visitor
+
+# SQL statements per request, measured on 2026-11-25. SQLite counts its BEGIN IMMEDIATE
+# and writes audit and outbox rows one statement each; PostgreSQL inserts them in one.
+POLL_UNCHANGED_CLOCK_CACHED = {"sqlite": 0, "postgresql": 0}  # 304 from this process's clock
+POLL_UNCHANGED_CLOCK_READ = {"sqlite": 1, "postgresql": 1}  # 304 after one indexed read
+POLL_CHANGED = {"sqlite": 10, "postgresql": 10}  # 200: the widget rendered afresh
+JOIN_OFFERED_AT_ONCE = {"sqlite": 14, "postgresql": 11}
+JOIN_TO_WAIT = {"sqlite": 12, "postgresql": 11}
+
+
+@pytest.fixture
+def dialect(any_db_app) -> str:
+    return any_db_app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0].split("+")[0]
+
+
+@pytest.fixture(autouse=True)
+def queue_not_run_inline(monkeypatch):
+    """Follow-ups are handed over (as to Huey) but not run inside the request."""
+    monkeypatch.setattr(outbox, "_dispatcher", lambda handover: None)
+
+
+@pytest.fixture
+def line(any_db_app):
+    """A one-ticket event: the holder has the offer, the waiter is next in line."""
+    event = make_event(total_tickets=1)
+    holder, waiter = Visitor(any_db_app, make_user()), Visitor(any_db_app, make_user())
+    assert join(holder, event).status_code == 303
+    assert join(waiter, event).status_code == 303
+    return event, holder, waiter
+
+
+def join(buyer: Visitor, event):
+    return buyer.open(f"/events/{event.id}/join", "POST")
+
+
+def event_page(buyer: Visitor, event) -> str:
+    return buyer.open(f"/events/{event.id}", "GET").get_data(as_text=True)
+
+
+def poll(buyer: Visitor, event, etag: str | None = None):
+    """What HTMX sends every few seconds (with the ETag of the last answer)."""
+    headers = {"HX-Request": "true", **({"If-None-Match": etag} if etag else {})}
+    return buyer.open(f"/events/{event.id}/status", "GET", headers=headers)
+
+
+@pytest.mark.parametrize("budget", [
+    pytest.param(POLL_UNCHANGED_CLOCK_CACHED, id="clock cached in the process",
+                 marks=pytest.mark.app_config(STATUS_CLOCK_MAX_AGE=3600)),
+    pytest.param(POLL_UNCHANGED_CLOCK_READ, id="clock read",
+                 marks=pytest.mark.app_config(STATUS_CLOCK_MAX_AGE=0)),
+])
+def test_an_unchanged_status_poll(dialect, line, budget):
+    event, _, waiter = line
+    etag = poll(waiter, event).headers["ETag"]
+
+    with assert_num_queries(budget[dialect]):
+        response = poll(waiter, event, etag)
+
+    assert response.status_code == 304
+
+
+def test_a_changed_status_poll(dialect, line):
+    event, holder, waiter = line
+    etag = poll(waiter, event).headers["ETag"]
+    released = holder.open(f"/events/{event.id}/release", "POST")
+    assert released.status_code == 303  # the offer passes on to the waiter
+
+    with assert_num_queries(POLL_CHANGED[dialect]):
+        response = poll(waiter, event, etag)
+
+    assert response.status_code == 200
+    assert 'data-status="offered"' in response.get_data(as_text=True)
+
+
+def test_a_join_offered_a_ticket_at_once(any_db_app, dialect):
+    event = make_event(total_tickets=1)
+    buyer = Visitor(any_db_app, make_user())
+
+    with assert_num_queries(JOIN_OFFERED_AT_ONCE[dialect]):
+        response = join(buyer, event)
+
+    assert response.status_code == 303
+    assert 'data-status="offered"' in event_page(buyer, event)
+
+
+def test_a_join_that_waits_in_line(any_db_app, dialect, line):
+    event, _, _ = line
+    buyer = Visitor(any_db_app, make_user())
+
+    with assert_num_queries(JOIN_TO_WAIT[dialect]):
+        response = join(buyer, event)
+
+    assert response.status_code == 303
+    assert 'data-status="waiting"' in event_page(buyer, event)
