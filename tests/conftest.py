@@ -1,4 +1,5 @@
-"""Shared fixtures: an app on a fresh database per test, clients, the ``auth`` helper.
+"""Shared fixtures: an app on a fresh database per test, clients, the ``auth`` helper, and
+the servers some tests start (Redis, the app on real server processes).
 
 ``app`` runs on SQLite; ``any_db_app`` runs the same test on SQLite and on PostgreSQL
 (a throwaway server started once per session, see ``support/postgres.py``). Factories
@@ -12,7 +13,10 @@ import os
 
 import pytest
 
+from tests.support.live_server import server_factory
 from tests.support.postgres import postgres_server
+from tests.support.redis_server import running_redis
+from tests.support.required import not_installed
 
 # Keep the app from writing a secret key (or anything else) into the checkout's instance/.
 os.environ.setdefault("INSTANCE_PATH", "/tmp/tickethub-test-instance")
@@ -47,9 +51,7 @@ def any_db_app(request, tmp_path):
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
         if url is None:
-            if os.environ.get("REQUIRE_POSTGRES"):
-                pytest.fail("PostgreSQL is required (REQUIRE_POSTGRES=1) but not installed")
-            pytest.skip("PostgreSQL not installed")
+            not_installed("PostgreSQL")
     marker = request.node.get_closest_marker("app_config")
     overrides = marker.kwargs if marker else {}
     app = make_app(build_test_config(tmp_path, database_url=url, **overrides))
@@ -74,4 +76,22 @@ def runner(app):
 @pytest.fixture
 def auth(client):
     return Auth(client)
+
+
+@pytest.fixture
+def redis():
+    """A Redis server of this test's own, which the test may stop, pause and start again."""
+    with running_redis() as server:
+        if server is None:
+            not_installed("redis-server")
+        yield server
+
+
+@pytest.fixture
+def start_server(tmp_path_factory):
+    """``start_server(**env) -> LiveServer`` (``support/live_server.py``): the app on real
+    server processes, of this test's own; every server it starts is stopped when the test
+    ends. ``NAME=None`` in ``env`` unsets ``NAME``."""
+    with server_factory(lambda: tmp_path_factory.mktemp("live-server")) as start:
+        yield start
 

@@ -5,20 +5,21 @@ Fixtures
 ``live_server``       one server per test module, started with ``live_server_env``
                       (override that module-scoped fixture in a test module to change it).
 ``live_server_env``   ``{}`` by default: extra environment for the module's ``live_server``.
-``start_server``      a factory, ``start_server(**env) -> LiveServer``, for a test that needs
-                      its own server (say ``TICKET_OFFER_SECONDS="3"``); every server it
-                      starts is stopped when the test ends. ``NAME=None`` unsets ``NAME``.
+``start_server``      (``tests/conftest.py``) a factory, ``start_server(**env) -> LiveServer``,
+                      for a test that needs its own server (say ``TICKET_OFFER_SECONDS="3"``);
+                      every server it starts is stopped when the test ends.
 ``run_axe``           ``run_axe(page) -> list[dict]``: axe-core violations of impact serious
                       or critical on the page as it is now (skips when axe-core is missing).
 ``screenshot``        ``screenshot(page, name) -> Path``: a full-page PNG in ``test-artifacts/``.
 
 The servers are ``tests/support/live_server.py``'s ``LiveServer``: ``.url``, ``.env``,
-``.python(source)`` to run code in an app context against the same database,
-``.create_user(name, email, password)``, ``.flask(*args)``, ``.health()``, ``.logs()``.
+``.flask(*args)``, ``.app_context()`` (to read its database here), ``.health()``, ``.logs()``.
+Accounts, events and tickets come from ``flask seed`` (``tests/support/seeding.py``).
 
 One server serves a whole module, so state (users, events, rate-limit counters) carries
-from test to test: make names unique (``pages.unique``), and note that the sign-up form
-allows 10 an hour per address; ``create_user`` + ``pages.sign_in`` avoids that limit.
+from test to test: make names unique (``seeding.unique``), and note that the sign-up form
+allows 10 an hour per address; ``seeding.create_accounts`` + ``pages.sign_in`` avoids that
+limit.
 
 When a test fails, the logs of every running server are attached to its report.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live_server import REPO, launch_server, report_with_server_logs, server_factory
+from tests.support.live_server import REPO, launch_server, report_with_server_logs
 
 ARTIFACTS = REPO / "test-artifacts"
 AXE_PATH = REPO / ".cache" / "axe-core" / "axe.min.js"
@@ -75,13 +76,6 @@ def live_server(tmp_path_factory, live_server_env):
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def start_server(tmp_path_factory):
-    """``start_server(**env)``: a server of this test's own, stopped when the test ends."""
-    with server_factory(lambda: tmp_path_factory.mktemp("live-server")) as start:
-        yield start
 
 
 # ------------------------------------------------------------ accessibility

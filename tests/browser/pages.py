@@ -1,37 +1,19 @@
 """What a person does in the browser, as small steps the browser tests share.
 
 Each step goes through the real pages and forms (labels and buttons, as a user finds them)
-and checks that it worked, so a test reads as the story it tells.
+and checks that it worked, so a test reads as the story it tells. People and events made
+without a browser come from ``tests/support/seeding.py``.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.support.factories import PASSWORD
-
-
-def unique(prefix: str = "") -> str:
-    """A short token that makes names and emails unique within one server."""
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class Person:
-    name: str
-    email: str
-    password: str = PASSWORD
-
-
-def new_person(role: str = "user") -> Person:
-    token = unique()
-    return Person(name=f"{role.title()} {token}", email=f"{role}-{token}@example.com")
+from tests.support.seeding import Person, new_person
 
 
 def sign_up(page: Page, base_url: str, person: Person | None = None) -> Person:
@@ -82,29 +64,6 @@ def create_event(page: Page, base_url: str, **fields) -> int:
     page.wait_for_url(re.compile(r"/events/\d+$"))
     expect(page.locator(".flash-success")).to_contain_text("is published")
     return int(page.url.rsplit("/", 1)[1])
-
-
-def publish_event(server, *roles: str, price_pence: int = 1250, capacity: int = 1,
-                  name: str = "Gig ") -> tuple[int, list[Person]]:
-    """A published event (tomorrow) by a fresh organizer, and one fresh buyer per role, made
-    in one ``server.python`` snippet (each call costs an app start-up)."""
-    buyers = [new_person(role) for role in roles]
-    organizer = new_person("organizer")
-    out = server.python(f"""
-        from datetime import datetime, timedelta, timezone
-        from services import accounts, events
-        from services.events import EventDetails
-        now = datetime.now(timezone.utc)
-        for name, email, password in {[(p.name, p.email, p.password) for p in buyers]!r}:
-            accounts.register_user(name=name, email=email, password=password)
-        organizer = accounts.register_user(name={organizer.name!r}, email={organizer.email!r},
-                                           password={organizer.password!r})
-        event = events.create_event(organizer_id=organizer.id, now=now, details=EventDetails(
-            {unique(name)!r}, "A night out.", "Hackney, London",
-            now + timedelta(days=1), {price_pence}, {capacity}))
-        print(event.id)
-    """)
-    return int(out.strip()), buyers
 
 
 def browser_for(server, new_context, person: Person, *, javascript: bool = True,

@@ -9,12 +9,13 @@ stands in for both with the same interfaces (an init script), as a browser that 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import new_person, sign_in, unique
+from tests.browser.pages import sign_in
+from tests.support.seeding import (
+    event_words, new_person, seed, ticket_words, unique, user_words,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -51,31 +52,15 @@ def door_setup(server, tickets: int = 3) -> tuple[int, list[str], object]:
     """An event tomorrow with ``tickets`` tickets sold; returns its id, the tokens, and the
     organizer (who can sign in)."""
     organizer = new_person("organizer")
-    out = server.python(f"""
-        import json
-        from datetime import datetime, timedelta, timezone
-        from services import accounts, events, queue, tickets
-        from services.events import EventDetails
-        now = datetime.now(timezone.utc)
-        organizer = accounts.register_user(name={organizer.name!r}, email={organizer.email!r},
-                                           password={organizer.password!r})
-        event = events.create_event(organizer_id=organizer.id, now=now, details=EventDetails(
-            {unique("Door Gig ")!r}, "Doors at seven.", "Camden, London",
-            now + timedelta(days=1), 1250, 10))
-        tokens = []
-        for i in range({tickets}):
-            buyer = accounts.register_user(
-                name=f"Fan {{i}}", email=f"fan{{i}}-{unique()}@example.com",
-                password="correct horse battery")
-            entry = queue.join_queue(event_id=event.id, user_id=buyer.id, now=now)
-            ticket = queue.complete_purchase(entry_id=entry.id, user_id=buyer.id,
-                                             payment_reference=f"door-{{entry.id}}",
-                                             amount_pence=1250, now=now)
-            tokens.append(tickets.token_for(ticket))
-        print(json.dumps({{"event": event.id, "tokens": tokens}}))
-    """)
-    data = json.loads(out.strip().splitlines()[-1])
-    return data["event"], data["tokens"], organizer
+    fans = [new_person("fan") for _ in range(tickets)]
+    made = seed(server, *user_words(organizer), *event_words(
+        organizer, name=unique("Door Gig "), description="Doors at seven.",
+        location="Camden, London", capacity=10))
+    event_id = int(made[-1])
+    words = [w for fan in fans for w in user_words(fan)]
+    words += [w for fan in fans for w in ticket_words(event_id, fan)]
+    sold = seed(server, *words)[len(fans):]  # "<ticket id> <token>" per fan
+    return event_id, [line.split()[1] for line in sold], organizer
 
 
 def door(server, new_context, organizer, event_id: int, *, javascript: bool = True,

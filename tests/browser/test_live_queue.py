@@ -3,55 +3,44 @@ the join limit holds across several gunicorn workers sharing Redis."""
 
 from __future__ import annotations
 
-import os
-import re
 import time
 
-import pytest
-import requests
+from sqlalchemy import select
 
-from tests.support.redis_server import redis_server
+from extensions import db
+from models import WaitingListEntry as E
+from tests.support.seeding import Person, event_words, join_words, seed, user_words
+from tests.support.web_user import Answers, WebUser
 
-PASSWORD = "correct horse battery"
+ORGANIZER = Person("Org", "org@example.com")
+
+
+def buyer(i: int) -> Person:
+    return Person(f"B{i}", f"b{i}@example.com")
+
+
+def live_event(organizer: Person, *, name: str = "Live", capacity: int) -> list[str]:
+    return event_words(organizer, name=name, description="", location="Here",
+                       price_pence=500, capacity=capacity)
 
 
 def make_event_and_buyers(server, capacity: int, buyers: int) -> tuple[int, list[int]]:
-    out = server.python(f"""
-        from datetime import datetime, timedelta, timezone
-        from services import accounts, events
-        from services.events import EventDetails
-        now = datetime.now(timezone.utc)
-        org = accounts.register_user(name="Org", email="org@example.com", password={PASSWORD!r})
-        ids = [accounts.register_user(name=f"B{{i}}", email=f"b{{i}}@example.com",
-                                      password={PASSWORD!r}).id for i in range({buyers})]
-        event = events.create_event(organizer_id=org.id, now=now, details=EventDetails(
-            "Live", "", "Here", now + timedelta(days=1), 500, {capacity}))
-        print(event.id, *ids)
-    """)
-    event_id, *ids = map(int, out.split())
+    people = [buyer(i) for i in range(buyers)]
+    words = [w for person in (ORGANIZER, *people) for w in user_words(person)]
+    _, *ids, event_id = map(int, seed(server, *words, *live_event(ORGANIZER, capacity=capacity)))
     return event_id, ids
 
 
 def statuses(server, event_id: int) -> list[tuple[int, str, str | None]]:
-    out = server.python(f"""
-        from sqlalchemy import select
-        from models import WaitingListEntry as E
-        for e in db.session.scalars(select(E).where(E.event_id == {event_id}).order_by(E.seq)):
-            print(e.user_id, e.status, e.end_reason)
-    """)
-    return [(int(u), s, None if r == "None" else r)
-            for u, s, r in (line.split() for line in out.splitlines())]
+    with server.app_context():
+        entries = db.session.scalars(select(E).where(E.event_id == event_id).order_by(E.seq))
+        return [(e.user_id, e.status, e.end_reason) for e in entries]
 
 
 def test_the_consumer_expires_an_offer_at_its_deadline_and_offers_the_next(start_server):
     server = start_server(TICKET_OFFER_SECONDS="2")
     event_id, (ann, bob) = make_event_and_buyers(server, capacity=1, buyers=2)
-    server.python(f"""
-        from datetime import datetime, timezone
-        from services import queue
-        for user in ({ann}, {bob}):
-            queue.join_queue(event_id={event_id}, user_id=user, now=datetime.now(timezone.utc))
-    """)
+    seed(server, *join_words(event_id, buyer(0)), *join_words(event_id, buyer(1)))
     assert [s for _, s, _ in statuses(server, event_id)] == ["offered", "waiting"]
     # Nobody reads the page: only the consumer's scheduled task can move the queue on.
     deadline = time.monotonic() + 20
@@ -63,62 +52,21 @@ def test_the_consumer_expires_an_offer_at_its_deadline_and_offers_the_next(start
     assert rows == [(ann, "expired", "offer_expired"), (bob, "offered", None)]
 
 
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-
-
-def _signed_in_session(url: str, email: str) -> requests.Session:
-    session = requests.Session()
-    token = _csrf(session.get(f"{url}/login").text)
-    response = session.post(f"{url}/login", data={"email": email, "password": PASSWORD,
-                                                  "csrf_token": token}, allow_redirects=False)
-    assert response.status_code == 303
-    return session
-
-
-def test_the_join_limit_is_shared_by_every_worker_process(start_server):
-    with redis_server() as redis_url:
-        if redis_url is None:
-            if os.environ.get("REQUIRE_POSTGRES"):  # set by make test, which installs Redis too
-                pytest.fail("redis-server is required by make test but not installed")
-            pytest.skip("redis-server not installed")
-        server = start_server(REDIS_URL=redis_url, WEB_CONCURRENCY="3")
-        event_ids = []
-        for _ in range(6):
-            event_id, _ = make_event_and_buyers_once(server)
-            event_ids.append(event_id)
-        session = _signed_in_session(server.url, "buyer@example.com")
-        token = _csrf(session.get(f"{server.url}/events/{event_ids[0]}").text)
-        codes = []
-        for event_id in event_ids:
-            # A new connection each time, so the joins spread over the worker processes.
-            response = session.post(f"{server.url}/events/{event_id}/join",
-                                    data={"csrf_token": token}, allow_redirects=False,
-                                    headers={"Connection": "close"})
-            codes.append(response.status_code)
-        assert codes == [303, 303, 303, 429, 429, 429]
-        assert "too many times" in response.text
-
-
-_made = {"n": 0}
-
-
-def make_event_and_buyers_once(server) -> tuple[int, None]:
-    """One more one-ticket event; the first call also makes the buyer's account."""
-    _made["n"] += 1
-    out = server.python(f"""
-        from datetime import datetime, timedelta, timezone
-        from sqlalchemy import select
-        from models import User
-        from services import accounts, events
-        from services.events import EventDetails
-        now = datetime.now(timezone.utc)
-        org = db.session.scalar(select(User).where(User.email == "org@example.com")) or \\
-            accounts.register_user(name="Org", email="org@example.com", password={PASSWORD!r})
-        if db.session.scalar(select(User).where(User.email == "buyer@example.com")) is None:
-            accounts.register_user(name="Buyer", email="buyer@example.com", password={PASSWORD!r})
-        event = events.create_event(organizer_id=org.id, now=now, details=EventDetails(
-            "Event {_made['n']}", "", "Here", now + timedelta(days=1), 500, 1))
-        print(event.id)
-    """)
-    return int(out.strip()), None
+def test_the_join_limit_is_shared_by_every_worker_process(redis, start_server):
+    server = start_server(REDIS_URL=redis.url, WEB_CONCURRENCY="3")
+    person = Person("Buyer", "buyer@example.com")
+    words = [*user_words(ORGANIZER), *user_words(person)]
+    for n in range(1, 7):
+        words += live_event(ORGANIZER, name=f"Event {n}", capacity=1)
+    event_ids = [int(line) for line in seed(server, *words)[2:]]
+    user = WebUser(server.url, person.email, person.password, Answers())
+    user.sign_in()
+    codes = []
+    for event_id in event_ids:
+        # A new connection each time, so the joins spread over the worker processes.
+        response = user.request("POST", f"/events/{event_id}/join",
+                                data={"csrf_token": user.csrf_token},
+                                headers={"Connection": "close"})
+        codes.append(response.status_code)
+    assert codes == [303, 303, 303, 429, 429, 429]
+    assert "too many times" in response.text

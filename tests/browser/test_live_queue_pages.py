@@ -16,7 +16,11 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import Person, browser_for, publish_event, unique
+from tests.browser.pages import browser_for
+from tests.support.seeding import (
+    Person, event_words, new_person, publish_event, seed, ticket_words,
+)
+from tests.support.web_user import Answers, WebUser
 
 pytestmark = pytest.mark.browser
 
@@ -37,10 +41,11 @@ def live_server_env() -> dict:
 # ------------------------------------------------------------------ helpers
 
 
-def make_event(server, *roles: str, capacity: int = 1) -> tuple[int, list[Person]]:
+def make_event(server, *roles: str, capacity: int = 1,
+               organizer: Person | None = None) -> tuple[int, list[Person]]:
     """A published event (tomorrow, £12.50) and one fresh buyer per role."""
     return publish_event(server, *roles, price_pence=PRICE_PENCE, capacity=capacity,
-                         name="Queue Gig ")
+                         name="Queue Gig ", organizer=organizer)
 
 
 def event_url(server, event_id: int) -> str:
@@ -66,18 +71,7 @@ def assert_not_reloaded(page: Page) -> None:
 
 def complete_purchase(server, *, event_id: int, person: Person) -> None:
     """Turn ``person``'s live offer into a ticket, as a paid checkout would."""
-    server.python(f"""
-        from datetime import datetime, timezone
-        from sqlalchemy import select
-        from models import User, WaitingListEntry as E
-        from services import queue
-        user = db.session.scalar(select(User).where(User.email == {person.email!r}))
-        entry = db.session.scalar(select(E).where(E.event_id == {event_id}, E.user_id == user.id)
-                                  .order_by(E.seq.desc()).limit(1))
-        queue.complete_purchase(entry_id=entry.id, user_id=user.id, amount_pence={PRICE_PENCE},
-                                payment_reference="test-" + {unique()!r},
-                                now=datetime.now(timezone.utc))
-    """)
+    seed(server, *ticket_words(event_id, person))
 
 
 def status_requests(page: Page) -> list:
@@ -324,7 +318,8 @@ def test_screenshots_of_every_state_on_a_phone_and_polling_stops_at_the_last(
 
 
 def test_polling_stops_when_the_event_is_cancelled_or_past(live_server, new_context):
-    event_id, (person,) = make_event(live_server, "buyer", capacity=1)
+    organizer = new_person("organizer")
+    event_id, (person,) = make_event(live_server, "buyer", capacity=1, organizer=organizer)
     page = browser_for(live_server, new_context, person)
     page.goto(event_url(live_server, event_id))
     page.get_by_role("button", name="Buy ticket").click()
@@ -334,20 +329,12 @@ def test_polling_stops_when_the_event_is_cancelled_or_past(live_server, new_cont
     mark_page(page)
 
     # The organizer cancels; another event of theirs has just started.
-    past_id = int(live_server.python(f"""
-        from datetime import datetime, timedelta, timezone
-        from models import Event
-        from services import events
-        from services.events import EventDetails
-        now = datetime.now(timezone.utc)
-        event = db.session.get(Event, {event_id})
-        events.cancel_event(event_id=event.id, organizer_id=event.organizer_id, now=now)
-        past = events.create_event(organizer_id=event.organizer_id, now=now, details=EventDetails(
-            "Already on", "", "Here", now + timedelta(days=1), 500, 10))
-        past.starts_at = now - timedelta(hours=1)
-        db.session.commit()
-        print(past.id)
-    """).strip())
+    owner = WebUser(live_server.url, organizer.email, organizer.password, Answers())
+    owner.sign_in()
+    assert owner.post(f"/seller/events/{event_id}/cancel").status_code == 303
+    (past_id,) = map(int, seed(live_server, *event_words(
+        organizer, name="Already on", description="", location="Here", price_pence=500,
+        capacity=10, starts_in_hours=-1)))
     expect(queue_status(page)).to_contain_text("This event was cancelled.", timeout=LIVE)
     expect(page.locator("#availability")).to_have_attribute("data-remaining", "0")
     expect(widget).not_to_have_attribute("hx-trigger", ANY)

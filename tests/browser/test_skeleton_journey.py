@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.pages import (
-    create_event, fill_event_form, new_person, sign_in, sign_up, unique,
-)
+from tests.browser.pages import create_event, fill_event_form, sign_in, sign_up
+from tests.support.seeding import create_accounts, new_person, unique
 
 pytestmark = pytest.mark.browser
 
@@ -134,7 +133,7 @@ def test_pages_have_no_serious_accessibility_violations(live_server, new_context
     check("login")
 
     organizer = new_person("organizer")
-    live_server.create_user(organizer.name, organizer.email, organizer.password)
+    create_accounts(live_server, organizer)
     sign_in(page, live_server.url, organizer)
     page.goto(live_server.url + "/seller/events/new")
     check("event form")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.pages import publish_event
 from tests.faults.checks import (
     OFFER_MADE, TICKET_PURCHASED, assert_emailed_once_each, assert_nothing_lost, emails_to,
     wait_for_one_each,
 )
+from tests.support.seeding import publish_event
 from tests.support.web_user import Answers, assert_no_server_errors, in_parallel, signed_in
 
 pytestmark = pytest.mark.faults

@@ -9,9 +9,9 @@ import signal
 
 import pytest
 
-from tests.browser.pages import publish_event
 from tests.faults.checks import OFFER_MADE, assert_emailed_once_each, assert_nothing_lost
 from tests.support.live_server import alive, launch_server, wait_for
+from tests.support.seeding import publish_event
 from tests.support.web_user import Answers, assert_no_server_errors, signed_in
 
 pytestmark = pytest.mark.faults

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import CheckoutSession, CheckoutStatus, LocalPayment, Ticket, TicketStatus, User
-from tests.browser.pages import publish_event
 from tests.faults.checks import assert_nothing_lost, wait_until_outbox_done
 from tests.support.live_server import wait_for
+from tests.support.seeding import publish_event
 from tests.support.web_user import Answers, assert_no_server_errors, in_parallel, signed_in
 
 pytestmark = pytest.mark.faults

@@ -4,7 +4,6 @@ the database unreachable, and a bug that leaves the database session broken."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 
@@ -21,17 +20,10 @@ from services import queue
 from tests.support.apps import build_test_config
 from tests.support.factories import Auth, make_event, make_user
 from tests.support.postgres import running_postgres
-from tests.support.redis_server import running_redis
+from tests.support.required import not_installed
 
 HX = {"HX-Request": "true"}
 BUSY = "very busy right now. Please try again in a moment."
-
-
-def required(what: str):
-    # make test (REQUIRE_POSTGRES=1) installs PostgreSQL and Redis: missing there is a failure.
-    if os.environ.get("REQUIRE_POSTGRES"):
-        pytest.fail(f"{what} is required by make test but not installed")
-    pytest.skip(f"{what} not installed")
 
 
 def errors_logged(caplog) -> list[str]:
@@ -55,14 +47,6 @@ def arrange(app) -> tuple[int, str]:
 
 
 # ---------------------------------------------------------------- Redis, the rate-limit store
-
-
-@pytest.fixture
-def redis():
-    with running_redis() as server:
-        if server is None:
-            required("redis-server")
-        yield server
 
 
 @pytest.fixture
@@ -207,7 +191,7 @@ def outage(request, tmp_path):
         return
     with running_postgres(fast_commits=False) as server:
         if server is None:
-            required("PostgreSQL")
+            not_installed("PostgreSQL")
         yield PostgresOutage(server)
 
 

@@ -1,4 +1,4 @@
-"""Operations: the health check monitors read, and the demo data command."""
+"""Operations: the health check monitors read, the demo data command and `flask seed`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from extensions import db
 from models import Event, User, WaitingListEntry
 from services import outbox, queue
 from tests.support.apps import build_test_config
-from tests.support.factories import make_event, make_user
+from tests.support.factories import PASSWORD, make_event, make_user
 
 
 def count(model) -> int:
@@ -107,3 +107,61 @@ def test_seeding_twice_creates_no_duplicates(runner):
 
     assert (count(User), count(Event), count(WaitingListEntry)) == before
     assert before[2] > 0  # the small event really has a queue to duplicate
+
+
+# ------------------------------------------------------------------- flask seed
+
+def seed_words(runner, *words: str) -> list[str]:
+    result = runner.invoke(args=["seed", *words])
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()
+
+
+def test_seed_commands_chain_and_make_what_people_then_use(any_db_app):
+    runner, client = any_db_app.test_cli_runner(), any_db_app.test_client()
+    lines = seed_words(
+        runner,
+        "user", "--name", "Olive", "--email", "olive@example.com", "--password", PASSWORD,
+        "user", "--name", "Ann", "--email", "ann@example.com", "--password", PASSWORD,
+        "user", "--name", "Bob", "--email", "bob@example.com", "--password", PASSWORD,
+        "event", "--organizer-email", "olive@example.com", "--name", "Seeded Night",
+        "--capacity", "1", "--price-pence", "900",
+        "ticket", "--event", "1", "--email", "ann@example.com",
+        "join", "--event", "1", "--email", "bob@example.com",
+    )
+    olive, ann, bob, event_id = map(int, lines[:4])
+    ticket_id, token = lines[4].split()
+    assert lines[5].split()[1] == "waiting"
+
+    people = dict(db.session.execute(select(User.email, User.id)).all())
+    assert people == {"olive@example.com": olive, "ann@example.com": ann, "bob@example.com": bob}
+    assert db.session.get(Event, event_id).organizer_id == olive
+    assert "Seeded Night" in client.get("/").get_data(as_text=True)
+    assert client.post("/login", data={"email": "ann@example.com",
+                                       "password": PASSWORD}).status_code == 303
+    ticket_page = client.get(f"/tickets/{ticket_id}").get_data(as_text=True)
+    assert 'data-status="valid"' in ticket_page and token in ticket_page
+    assert "£9.00" in client.get("/tickets").get_data(as_text=True)
+
+
+def test_a_seeded_event_can_be_one_already_under_way(runner, client):
+    seed_words(runner, "user", "--name", "Olive", "--email", "olive@example.com",
+               "--password", PASSWORD)
+    (event_id,) = seed_words(runner, "event", "--organizer-email", "olive@example.com",
+                             "--name", "Already on", "--starts-in-hours", "-1")
+
+    assert "Already on" not in client.get("/").get_data(as_text=True)
+    page = client.get(f"/events/{event_id}").get_data(as_text=True)
+    assert "This event has already taken place." in page
+
+
+def test_a_refused_seed_says_why_and_makes_nothing(runner):
+    unknown = runner.invoke(args=["seed", "event", "--organizer-email", "nobody@example.com"])
+    nameless = runner.invoke(args=["seed", "user", "--name", " ", "--email", "x@example.com",
+                                   "--password", PASSWORD])
+
+    assert unknown.exit_code == 1
+    assert "No account has the email nobody@example.com." in unknown.output
+    assert nameless.exit_code == 1
+    assert "Enter your name." in nameless.output and "Traceback" not in nameless.output
+    assert (count(User), count(Event)) == (0, 0)

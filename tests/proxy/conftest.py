@@ -6,14 +6,13 @@ Fixtures
 ``site``   one ``Site`` per test module and database (SQLite, then PostgreSQL): ``.app`` is the
            ``LiveServer`` (``.url`` asks the app directly), ``.proxy`` the nginx in front of it
            (``.url`` asks through the proxy). State carries from test to test: make each
-           test's event and people its own (``tests/browser/pages.py`` ``publish_event``).
+           test's event and people its own (``tests/support/seeding.py`` ``publish_event``).
 
 When a test fails, the logs of every running server and nginx's error log are attached.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from tests.support.live_server import LiveServer, report_with_server_logs, server_factory
 from tests.support.nginx import Nginx, running_nginx
 from tests.support.postgres import create_database, drop_database
+from tests.support.required import not_installed
 
 pytest_runtest_makereport = report_with_server_logs
 
@@ -36,19 +36,13 @@ class Site:
     proxy: Nginx
 
 
-def _missing(what: str):
-    if os.environ.get("REQUIRE_POSTGRES"):  # make test sets it, and installs what is missing
-        pytest.fail(f"{what} is required by make test but not installed")
-    pytest.skip(f"{what} not installed")
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request, tmp_path_factory):
     env = dict(SERVER_ENV)
     if request.param == "postgresql":
         postgres_url = request.getfixturevalue("postgres_url")
         if postgres_url is None:
-            _missing("PostgreSQL")
+            not_installed("PostgreSQL")
         env["DATABASE_URL"] = create_database(postgres_url)
     try:
         with server_factory(lambda: tmp_path_factory.mktemp("live-server")) as start:
@@ -56,7 +50,7 @@ def site(request, tmp_path_factory):
             with running_nginx(tmp_path_factory.mktemp("nginx"),
                                f"127.0.0.1:{app.port}") as proxy:
                 if proxy is None:
-                    _missing("nginx")
+                    not_installed("nginx")
                 app.log_paths["nginx"] = proxy.error_log_path  # in a failed test's report
                 yield Site(app=app, proxy=proxy)
     finally:

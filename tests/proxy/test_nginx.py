@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests.browser.pages import publish_event
 from tests.support.live_server import REPO
 from tests.support.nginx import running_nginx
+from tests.support.seeding import publish_event
 from tests.support.web_user import Answers, WebUser, in_parallel, signed_in
 
 HX = {"HX-Request": "true"}

@@ -6,12 +6,12 @@ Browser tests, fault tests and benchmarks share this one harness. ``launch_serve
 ``create_all``) and starts both processes; ``NAME=None`` in ``env`` unsets ``NAME``.
 
 A ``LiveServer`` has ``.url``, ``.env`` (the environment its processes run with),
-``.instance_path``, ``.database_url``, ``.python(source)`` to run code in an app context on
-the same database, ``.app_context()`` for the same in this process, ``.create_user(...)``,
-``.flask(*args)`` for the CLI, ``.health()`` and ``.logs()``. For fault tests it can stop,
-SIGKILL and restart the consumer alone (``stop_consumer``, ``start_consumer``), list and
-SIGKILL gunicorn's worker processes (``web_workers``, ``kill_web_worker``), and serve through
-``scripts/run.sh`` instead (``start_run_script``, ``signal_run_script``).
+``.instance_path``, ``.database_url``, ``.flask(*args)`` for the CLI (``flask seed ...``
+makes accounts, events and tickets: see ``tests/support/seeding.py``), ``.app_context()``
+to read the same database in this process, ``.health()`` and ``.logs()``. For fault tests
+it can stop, SIGKILL and restart the consumer alone (``stop_consumer``, ``start_consumer``),
+list and SIGKILL gunicorn's worker processes (``web_workers``, ``kill_web_worker``), and
+serve through ``scripts/run.sh`` instead (``start_run_script``, ``signal_run_script``).
 
 ``WEB_CONCURRENCY`` sets gunicorn's worker count (more than one needs ``REDIS_URL``; see
 ``tests/support/redis_server.py``); ``DATABASE_URL`` may name a PostgreSQL database
@@ -26,7 +26,6 @@ import os
 import re
 import signal
 import subprocess
-import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -112,16 +111,6 @@ def alive(pids) -> list[int]:
     return running
 
 
-# Runs a test's snippet inside an app context, as the server would run a view.
-_PYTHON_PRELUDE = textwrap.dedent("""
-    import sys
-    from app import create_app
-    from extensions import db
-    _source = sys.stdin.read()
-    with create_app().app_context():
-        exec(compile(_source, "<live_server.python>", "exec"), {"db": db, "__name__": "__live__"})
-""")
-
 _CONSUMER = ["huey_consumer", "worker.huey", "--workers", "2", "--worker-type", "thread",
              "--delay", "0.05", "--max-delay", "0.5"]
 
@@ -154,28 +143,15 @@ class LiveServer:
     # -- running things against the same configuration
 
     def flask(self, *args: str, timeout: float = 60) -> str:
-        """Run ``flask <args>`` with the server's environment; return its output."""
+        """Run ``flask <args>`` with the server's environment; return what it printed (its
+        log lines, on stderr, are left out unless it fails)."""
         done = subprocess.run(
             [str(BIN / "flask"), *args], cwd=REPO, env=self.env, timeout=timeout,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            capture_output=True, text=True,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"flask {' '.join(args)} failed ({done.returncode}):\n{done.stdout}")
-        return done.stdout
-
-    def python(self, source: str, *, timeout: float = 60) -> str:
-        """Run ``source`` in an app context on the server's database; return what it printed.
-
-        ``db`` is in scope; import models and services as the app does, e.g.
-        ``from services import accounts; print(accounts.register_user(...).id)``.
-        """
-        done = subprocess.run(
-            [str(BIN / "python"), "-c", _PYTHON_PRELUDE], cwd=REPO, env=self.env,
-            input=textwrap.dedent(source), timeout=timeout,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"python snippet failed ({done.returncode}):\n{done.stderr}")
+            raise RuntimeError(f"flask {' '.join(args)} failed ({done.returncode}):\n"
+                               f"{done.stdout}{done.stderr}")
         return done.stdout
 
     @contextmanager
@@ -194,15 +170,6 @@ class LiveServer:
             finally:
                 db.session.remove()
                 db.engine.dispose()
-
-    def create_user(self, name: str, email: str, password: str) -> int:
-        """An account made directly in the database (sign-ups through the form are
-        rate-limited to 10 an hour per address, per server); returns its id."""
-        out = self.python(f"""
-            from services import accounts
-            print(accounts.register_user(name={name!r}, email={email!r}, password={password!r}).id)
-        """)
-        return int(out.strip())
 
     def health(self) -> tuple[int, dict]:
         try:

@@ -4,7 +4,6 @@ server never touches the purchase."""
 from __future__ import annotations
 
 import email
-import socket
 from datetime import datetime, timedelta, timezone
 from email import policy
 from pathlib import Path
@@ -15,6 +14,7 @@ import tasks
 from models import Ticket
 from services import events, purchases, queue
 from tests.support.factories import make_event, make_user
+from tests.support.ports import free_port
 
 NOW = datetime.now(timezone.utc)
 
@@ -91,15 +91,9 @@ def test_sending_the_same_notification_again_does_not_duplicate_it(app):
     assert list(mailbox(app)) == [f"offer_made-{entry.id}"]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.app_config(MAIL_SERVER="127.0.0.1", MAIL_USE_TLS=False)
 def test_a_failing_mail_server_is_retried_and_never_undoes_the_purchase(app):
-    app.config["MAIL_PORT"] = _closed_port()
+    app.config["MAIL_PORT"] = free_port()  # nothing listens there
     event = make_event(total_tickets=1)
     entry = queue.join_queue(event_id=event.id, user_id=make_user().id, now=NOW)
     ticket = buy(entry)  # its email fails to send
