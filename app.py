@@ -18,7 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
 import tasks
-from blueprints.helpers import wants_fragment
+from blueprints.helpers import SessionInterface, wants_fragment
 from config import PROJECT_DIR, load_config
 from extensions import csrf, db, limiter, login_manager, migrate
 from services import ServiceError
@@ -35,6 +35,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         static_folder=str(PROJECT_DIR / "static"),
     )
     app.config.update(config)
+    app.session_interface = SessionInterface()
     if app.config.get("TRUSTED_PROXIES"):
         # Only behind that many proxies may X-Forwarded-* be believed: otherwise any client
         # could pick its own address (and its own rate-limit bucket) by sending the header.

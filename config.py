@@ -136,6 +136,11 @@ def load_config(environ=os.environ) -> dict:
         # attacker nor a botnet aimed at one account gets unlimited guesses.
         # The status widget polls every 2 s while someone waits; this only stops runaways.
         "STATUS_POLL_LIMIT": environ.get("STATUS_POLL_LIMIT") or "120 per minute",
+        # How stale a status poll's view of an event may be in one process before it reads
+        # it again (a change made by this process is seen at once), and how long browsers
+        # and proxies may keep the shared /events/<id>/availability fragment.
+        "STATUS_CLOCK_MAX_AGE": _float(environ, "STATUS_CLOCK_MAX_AGE", 1.0),
+        "AVAILABILITY_MAX_AGE": _int(environ, "AVAILABILITY_MAX_AGE", 2),
         "LOGIN_LIMIT_PER_IP": environ.get("LOGIN_LIMIT_PER_IP") or "20 per 5 minutes",
         "LOGIN_LIMIT_PER_EMAIL": environ.get("LOGIN_LIMIT_PER_EMAIL") or "5 per 5 minutes",
         "UPLOAD_FOLDER": str(folder / "uploads"),

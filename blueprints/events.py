@@ -7,17 +7,17 @@ import time
 from pathlib import Path
 
 from flask import (
-    Blueprint, current_app, flash, make_response, redirect, render_template, request,
+    Blueprint, current_app, flash, make_response, redirect, render_template, request, session,
     send_from_directory, url_for,
 )
 from flask_login import current_user, login_required
 
 from blueprints.helpers import (
-    now, page_number, render_page_or_fragment, vary_by_fragment, wants_fragment,
+    now, page_number, render_page_or_fragment, shared, vary_by_fragment, wants_fragment,
 )
 from extensions import limiter
 from models import EndReason, EntryStatus
-from services import ServiceError, events, queue
+from services import NotFound, ServiceError, events, queue, queue_reads
 
 bp = Blueprint("events", __name__)
 
@@ -46,35 +46,35 @@ def _refreshed(event, moment):
     return event
 
 
-def _user_id():
-    return current_user.id if current_user.is_authenticated else None
+def _session_user_id() -> int | None:
+    """Who is signed in, from the signed session alone: no user loaded, nothing written.
+    (An unchanged poll only needs it to tell viewers apart; any page that shows their
+    state loads the user through Flask-Login as usual.)"""
+    raw = session.get("_user_id")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
 
 
-def _poll_seconds(status) -> int:
-    """Fast while the viewer's own place can change; slower for everyone else."""
-    if status is None:
-        return 10
-    return 2 if status.status in EntryStatus.ACTIVE else 5
-
-
-def status_context(event, *, error: str | None = None, moment=None,
-                   etag: str | None = None) -> dict:
-    """Everything the status widget shows: availability and this user's place in line."""
+def status_context(event, *, error: str | None = None, moment=None) -> dict:
+    """Everything the status widget shows: availability, this user's place in line, and
+    how soon the page asks again."""
     moment = moment or now()
-    if etag is None:
-        event = _refreshed(event, moment)
-        etag = queue.status_fingerprint(event, user_id=_user_id(), now=moment)
+    event = _refreshed(event, moment)
+    user_id = current_user.id if current_user.is_authenticated else None
     status = None
-    if current_user.is_authenticated:
-        status = queue.queue_status(event_id=event.id, user_id=current_user.id, now=moment)
+    if user_id is not None:
+        status = queue.queue_status(event_id=event.id, user_id=user_id, now=moment)
+    final = event.is_cancelled or event.is_past(moment)
     return {
         "event": event,
         "availability": queue.availability(event, now=moment),
         "status": status,
         "is_past": event.is_past(moment),
         "error": error,
-        "poll_seconds": _poll_seconds(status),
-        "etag": etag,
+        # Someone not signed in only watches the shared remaining-tickets fragment, whose
+        # cadence is the same for all (it may come from a proxy's cache).
+        "poll_seconds": None if final else (
+            queue.poll_seconds(status) if user_id is not None else queue_reads.POLL_WATCHING),
+        "etag": queue.event_clock(event.id).fingerprint(user_id=user_id, now=moment),
     }
 
 
@@ -85,27 +85,61 @@ def show(event_id: int):
 
 
 def _poll_key() -> str:
-    if current_user.is_authenticated:
-        return f"poll:{current_user.id}"
-    return f"poll-ip:{request.remote_addr}"
+    user_id = _session_user_id()
+    return f"poll:{user_id}" if user_id is not None else f"poll-ip:{request.remote_addr}"
 
 
 @bp.get("/events/<int:event_id>/status")
 @limiter.limit(lambda: current_app.config["STATUS_POLL_LIMIT"], key_func=_poll_key)
 def status(event_id: int):
-    """The widget HTMX polls. Unchanged since the last poll: 304, nothing rendered."""
+    """The widget HTMX polls, the waiting room's hot path.
+
+    Unchanged since this viewer's last poll: a 304 from the event's clock (one indexed read
+    at most, shared by every poll of the event in this process for up to
+    ``STATUS_CLOCK_MAX_AGE`` seconds), with no user loaded, no template and no session
+    written. Changed: the widget, rendered afresh.
+    """
     moment = now()
-    event = _refreshed(events.get_event(event_id), moment)
-    etag = queue.status_fingerprint(event, user_id=_user_id(), now=moment)
-    if etag in request.if_none_match:
-        response = make_response("", 304)
-    else:
-        html = render_template("events/_status.html",
-                               **status_context(event, moment=moment, etag=etag))
-        response = make_response(html)
+    clock = queue.event_clock(event_id, max_age=current_app.config["STATUS_CLOCK_MAX_AGE"])
+    if clock is None:
+        raise NotFound("We couldn't find that event.")
+    if not clock.has_stale_offers(moment):
+        etag = clock.fingerprint(user_id=_session_user_id(), now=moment)
+        if etag in request.if_none_match:
+            return _private(make_response("", 304), etag)
+    context = status_context(events.get_event(event_id), moment=moment)
+    response = make_response(render_template("events/_status.html", **context))
+    return _private(response, context["etag"])
+
+
+def _private(response, etag: str):
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
     return vary_by_fragment(response, per_user=True)
+
+
+@bp.get("/events/<int:event_id>/availability")
+def availability(event_id: int):
+    """The remaining tickets alone, identical for every viewer: no cookie read or set, and
+    public caching, so a reverse proxy or CDN answers most of these (deploy/nginx/)."""
+    moment = now()
+    event = _refreshed(events.get_event(event_id), moment)
+    seats = queue.availability(event, now=moment)
+    final = event.is_cancelled or event.is_past(moment)
+    etag = "-".join(str(part) for part in (
+        event.id, seats.total, seats.sold, seats.reserved, int(event.is_cancelled),
+        int(event.is_past(moment))))
+    if etag in request.if_none_match:
+        response = make_response("", 304)
+    else:
+        # Straight from the Jinja environment: the app's context processors would load the
+        # signed-in user, and this answer must not depend on (or even read) who asks.
+        template = current_app.jinja_env.get_template("events/_availability.html")
+        response = make_response(template.render(
+            event=event, availability=seats, status=None, is_past=event.is_past(moment),
+            poll_seconds=None if final else queue_reads.POLL_WATCHING, shared=True))
+    response.set_etag(etag)
+    return shared(response, max_age=current_app.config["AVAILABILITY_MAX_AGE"])
 
 
 def _after_action(event_id: int, *, error: ServiceError | None = None, message: str | None = None,

@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, make_response, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.routing import IntegerConverter
 
 from models import CheckoutStatus, EndReason, EntryStatus, TicketStatus
@@ -65,6 +66,25 @@ def wants_fragment() -> bool:
         and request.headers.get("HX-Boosted") != "true"
         and request.headers.get("HX-History-Restore-Request") != "true"
     )
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, except that an answer marked ``shared`` (identical
+    for everyone, such as /events/<id>/availability) neither sets the cookie nor varies on
+    it, so a proxy or CDN keeps one copy for all. (Flask adds ``Vary: Cookie`` whenever
+    anything so much as looks at the session, as Flask-Login does after every request.)"""
+
+    def save_session(self, app: Flask, session, response: Response) -> None:
+        if getattr(response, "shared", False):
+            return
+        super().save_session(app, session, response)
+
+
+def shared(response: Response, *, max_age: int) -> Response:
+    """Mark an answer the same for every viewer: public caching, no cookie, no ``Vary``."""
+    response.shared = True
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response
 
 
 def vary_by_fragment(response: Response, *, per_user: bool = False) -> Response:

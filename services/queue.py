@@ -39,8 +39,8 @@ from services import Busy, Forbidden, NotFound, ServiceError, notifications, out
 from services.locking import UnitOfWork, lock_event
 from services.queue_reads import (  # noqa: F401 (the reads are part of the queue's API)
     Availability, QueueStatus, active_entry, availability, block_of, estimated_wait,
-    forget_event_clock, has_stale_offers, latest_entry, live_ticket, position, queue_status,
-    status_fingerprint,
+    event_clock, forget_event_clock, has_stale_offers, latest_entry, live_ticket, poll_seconds,
+    position, queue_status,
 )
 
 log = logging.getLogger(__name__)

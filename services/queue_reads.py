@@ -8,6 +8,7 @@ Offers past their deadline that no worker has expired yet are treated as expired
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -74,6 +75,7 @@ class QueueStatus:
     end_reason: str | None = None
     ticket: Ticket | None = None
     estimated_wait: tuple[int, int] | None = None  # minutes, low and high
+    waiting_ahead: int | None = None  # waiters ahead (offer holders are all ahead too)
 
     @property
     def people_ahead(self) -> int | None:
@@ -171,6 +173,44 @@ def estimated_wait(entry: WaitingListEntry, *, now: datetime, event: Event | Non
     return max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999))
 
 
+# The waiting room's cadence: how often a viewer's page asks "has my place changed?".
+POLL_FAST = 2  # offer holders and the front of the line
+POLL_SLOWEST = 60  # the back of a long line
+POLL_WATCHING = 15  # no place in line: only the remaining tickets can change
+POLL_JITTER = 0.2  # ± this share, so pages never poll in lockstep
+# A waiter asks again after this share of the time they can expect to wait (so at least
+# about six times before their turn, and every 2 s once it is near).
+POLL_SHARE_OF_WAIT = 1 / 6
+# With no pace measured yet, each waiter ahead counts as this many seconds of waiting.
+POLL_SECONDS_PER_WAITER_AHEAD = 0.5
+
+
+def poll_seconds(status: QueueStatus | None, *, rng: random.Random | None = None) -> int | None:
+    """How long a viewer's page waits before asking again; None when it needn't ask again.
+
+    The cadence grows with how long the viewer can expect to wait (their place and the
+    queue's pace, from ``estimated_wait``; with no pace measured yet, the waiters ahead),
+    not with the length of the line, so the poll rate a whole line demands follows the rate
+    tickets come back.
+    """
+    state = status.status if status is not None else "none"
+    if state == "purchased":
+        return None
+    if state == "offered":
+        base = POLL_FAST
+    elif state == "waiting":
+        if status.estimated_wait is not None:
+            low, high = status.estimated_wait
+            expected = (low + high) / 2 * 60
+        else:
+            expected = status.waiting_ahead * POLL_SECONDS_PER_WAITER_AHEAD / POLL_SHARE_OF_WAIT
+        base = min(POLL_SLOWEST, max(POLL_FAST, expected * POLL_SHARE_OF_WAIT))
+    else:
+        base = POLL_WATCHING
+    jittered = base * (rng or random).uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+    return max(POLL_FAST, min(round(jittered), round(POLL_SLOWEST * (1 + POLL_JITTER))))
+
+
 @dataclass(frozen=True)
 class EventClock:
     """What a status poll is compared by: the event's queue version (every transition bumps
@@ -235,23 +275,6 @@ def _clock_cache() -> dict[int, tuple[float, EventClock]]:
     return current_app.extensions.setdefault("event_clocks", {})
 
 
-def status_fingerprint(event: Event, *, user_id: int | None, now: datetime) -> str:
-    """A cheap key that changes whenever what ``queue_status``/``availability`` show changes.
-
-    Every transition bumps ``event.queue_version`` (positions, counts); the user's own entry
-    and ticket cover the rest. Overdue offers must already have been expired (the status
-    view refreshes them first), since time alone does not bump the version.
-    """
-    parts = [event.id, event.queue_version, event.updated_at.timestamp(),
-             event.cancelled_at is not None, event.is_past(now), user_id or 0]
-    if user_id is not None:
-        ticket = live_ticket(event_id=event.id, user_id=user_id)
-        entry = latest_entry(event_id=event.id, user_id=user_id)
-        parts += [ticket.id if ticket else 0, ticket.status if ticket else "",
-                  entry.id if entry else 0, entry.status if entry else ""]
-    return "-".join(str(part) for part in parts)
-
-
 def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
     """The user's status for the event, treating an offer past its deadline as expired."""
     ticket = live_ticket(event_id=event_id, user_id=user_id)
@@ -263,7 +286,8 @@ def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
     if entry.status == EntryStatus.WAITING:
         place = position(entry)
         return QueueStatus("waiting", entry=entry, position=place,
-                           estimated_wait=estimated_wait(entry, now=now, place=place))
+                           estimated_wait=estimated_wait(entry, now=now, place=place),
+                           waiting_ahead=max(0, place - 1 - entry.event.offered_count))
     if entry.status == EntryStatus.OFFERED:
         if entry.offer_expires_at > now:
             return QueueStatus(

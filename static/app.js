@@ -4,21 +4,29 @@
 (function () {
   "use strict";
 
-  function isPoll(elt) {
-    var trigger = elt && elt.getAttribute && elt.getAttribute("hx-trigger");
-    return !!trigger && trigger.indexOf("every") === 0;
-  }
-
-  // Polling costs nothing while the tab is hidden: skip it, and refresh on return.
-  document.addEventListener("htmx:beforeRequest", function (evt) {
-    if (document.hidden && isPoll(evt.detail.elt)) evt.preventDefault();
-  });
+  // Polls go on in a hidden tab, at the cadence the server chose (browsers may slow them
+  // further), so an offer still reaches someone who switched tabs: the tab's title says so
+  // at once, and the page announces it when they come back. Coming back also asks at once.
+  var baseTitle = document.title;
+  var heldAnnouncement = null;
   document.addEventListener("visibilitychange", function () {
-    if (document.hidden || !window.htmx) return;
+    if (document.hidden) return;
+    if (heldAnnouncement !== null) {
+      var announcer = document.getElementById("queue-announcer");
+      if (announcer) announcer.textContent = heldAnnouncement;
+      heldAnnouncement = null;
+    }
+    if (!window.htmx) return;
     document.querySelectorAll("[hx-trigger*='visible-again']").forEach(function (elt) {
       window.htmx.trigger(elt, "visible-again");
     });
   });
+  function markTitle() {
+    var status = document.getElementById("queue-status");
+    var offered = status && status.dataset.status === "offered";
+    document.title = offered ? "Ticket held for you · " + baseTitle : baseTitle;
+  }
+  document.addEventListener("htmx:afterSettle", markTitle);
 
   // An unchanged status (same ETag; the browser revalidated it with a 304) is not re-rendered.
   function bareTag(tag) { return (tag || "").replace(/^W\//, "").replace(/"/g, ""); }
@@ -57,7 +65,10 @@
     else if (s === "offered") message = "A ticket is held for you. Buy it before the offer ends.";
     else if (s === "purchased") message = "You have a ticket for this event.";
     else if (s === "expired") message = "Your place in line has ended.";
-    if (lastMessage !== null && message !== lastMessage) announcer.textContent = message;
+    if (lastMessage !== null && message !== lastMessage) {
+      if (document.hidden) heldAnnouncement = message;
+      else announcer.textContent = message;
+    }
     lastMessage = message;
   }
   document.addEventListener("DOMContentLoaded", announce);

@@ -69,7 +69,8 @@ def test_a_second_buyer_waits_and_sees_their_position(client, auth, event, ann):
     auth.login(make_user())
     client.post(f"/events/{event.id}/join")
     html = client.get(f"/events/{event.id}/status").get_data(as_text=True)
-    assert hook(html, "queue-status") == {"status": "waiting", "position": "2"}
+    # Second in line behind a fresh offer: the front of the line asks again every 2 s.
+    assert hook(html, "queue-status") == {"status": "waiting", "position": "2", "poll-seconds": "2"}
     assert "You are number 2 in line" in html
 
 

@@ -24,6 +24,16 @@ NOW = datetime.now(timezone.utc)
 LATER = NOW + timedelta(minutes=3)
 
 
+@pytest.fixture(autouse=True)
+def clock():
+    """Each test's clock starts when the test does: checkout sessions are stamped with the
+    wall clock, so a NOW taken when the module was imported drifts behind in a long run.
+    (Not through monkeypatch: some tests undo their own patches half way.)"""
+    global NOW, LATER
+    NOW = datetime.now(timezone.utc)
+    LATER = NOW + timedelta(minutes=3)
+
+
 @pytest.fixture
 def app_db(any_db_app):
     return any_db_app
