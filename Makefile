@@ -48,6 +48,7 @@ system-test-deps:
 	  && rm axe-core-$(AXE_VERSION).tgz
 
 test: $(VENV)/.requirements-test system-test-deps .cache/axe-core/axe.min.js
+	$(BIN)/ruff check .
 	REQUIRE_POSTGRES=1 $(BIN)/python -m pytest
 
 # The HTTP benchmarks (bench/http_rush.py) drive gunicorn with Debian's wrk.

@@ -62,7 +62,8 @@ def seed_demo() -> list[str]:
         organizer = organizers[org]
         if any(e.name == name for e in events.events_of(organizer.id)):
             continue
-        starts_at = (now + timedelta(days=days)).replace(hour=19, minute=30, second=0, microsecond=0)
+        starts_at = (now + timedelta(days=days)).replace(
+            hour=19, minute=30, second=0, microsecond=0)
         event = events.create_event(
             organizer_id=organizer.id,
             details=EventDetails(name, description, location, starts_at, price, capacity),
@@ -147,6 +148,17 @@ def seed_join(event_id: int, email: str) -> None:
     """Join the event's waiting list as that account; prints the entry's id and status."""
     entry = queue.join_queue(event_id=event_id, user_id=_existing_user(email).id, now=_now())
     click.echo(f"{entry.id} {entry.status}")
+
+
+@seed.command("release")
+@click.option("--event", "event_id", type=int, required=True)
+@click.option("--email", required=True)
+@_service_errors_as_messages
+def seed_release(event_id: int, email: str) -> None:
+    """Decline that account's offer or leave the waiting list (its Release or Leave button);
+    prints the entry's id and why it ended."""
+    entry = queue.release(event_id=event_id, user_id=_existing_user(email).id, now=_now())
+    click.echo(f"{entry.id} {entry.end_reason}")
 
 
 @seed.command("ticket")

@@ -93,7 +93,8 @@ def load_config(environ=os.environ) -> dict:
         raise RuntimeError(f"PAYMENTS must be 'stripe' or 'local', got {payments!r}")
     join_limit = environ.get("QUEUE_JOIN_LIMIT") or "3 per 30 minutes"
     if not _QUEUE_JOIN_LIMIT_RE.match(join_limit):
-        raise RuntimeError(f"QUEUE_JOIN_LIMIT must look like '3 per 30 minutes', got {join_limit!r}")
+        raise RuntimeError(
+            f"QUEUE_JOIN_LIMIT must look like '3 per 30 minutes', got {join_limit!r}")
     workers = _int(environ, "WEB_CONCURRENCY", 1)
     if workers > 1 and not redis_url:
         # In-memory rate limits would be counted per process: refuse rather than pretend.

@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
     Integer,
-    JSON,
     String,
     Text,
     TypeDecorator,
@@ -184,12 +184,14 @@ class WaitingListEntry(db.Model):
             **_partial(_in("status", EntryStatus.ACTIVE)),
         ),
         # Position: count of active entries ahead, a range scan of this index.
-        Index("ix_entry_active_seq", "event_id", "seq", **_partial(_in("status", EntryStatus.ACTIVE))),
+        Index("ix_entry_active_seq", "event_id", "seq",
+              **_partial(_in("status", EntryStatus.ACTIVE))),
         # Offer next: the oldest waiters of an event.
         Index("ix_entry_waiting_seq", "event_id", "seq", **_partial("status = 'waiting'")),
         # Expiry sweeps and lazy expiry: offers by deadline.
         Index(
-            "ix_entry_offer_expiry", "event_id", "offer_expires_at", **_partial("status = 'offered'")
+            "ix_entry_offer_expiry", "event_id", "offer_expires_at",
+            **_partial("status = 'offered'"),
         ),
         Index("ix_entry_user_event", "user_id", "event_id"),
         # Estimated wait: how fast this event's offers have recently been ending.
@@ -325,7 +327,8 @@ class LocalPayment(db.Model):
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # pi_local_…
-    checkout_session_id: Mapped[str] = mapped_column(ForeignKey("checkout_sessions.id"), unique=True)
+    checkout_session_id: Mapped[str] = mapped_column(
+        ForeignKey("checkout_sessions.id"), unique=True)
     amount_pence: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default="requires_capture")
     refunded_pence: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,13 +7,26 @@ import time
 from pathlib import Path
 
 from flask import (
-    Blueprint, current_app, flash, make_response, redirect, render_template, request, session,
-    send_from_directory, url_for,
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
 )
 from flask_login import current_user, login_required
 
 from blueprints.helpers import (
-    now, page_number, render_page_or_fragment, shared, vary_by_fragment, wants_fragment,
+    now,
+    page_number,
+    render_page_or_fragment,
+    shared,
+    vary_by_fragment,
+    wants_fragment,
 )
 from extensions import limiter
 from models import EndReason, EntryStatus

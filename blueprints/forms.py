@@ -108,13 +108,13 @@ class EventForm(SafeForm):
         try:
             self.price_pence = parse_price_pence(field.data)
         except ValueError as error:
-            raise ValidationError(str(error))
+            raise ValidationError(str(error)) from None
 
     def validate_event_date(self, field):
         try:
             self.starts_at = parse_event_date(field.data)
         except ValueError as error:
-            raise ValidationError(str(error))
+            raise ValidationError(str(error)) from None
 
     def validate_total_tickets(self, field):
         text = (field.data or "").strip().replace(",", "")

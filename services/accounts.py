@@ -29,7 +29,8 @@ def normalize_email(email: str) -> str:
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError:
-        raise AccountError("Enter a valid email address, like name@example.com.", field="email")
+        raise AccountError("Enter a valid email address, like name@example.com.",
+                           field="email") from None
 
 
 def register_user(*, name: str, email: str, password: str) -> User:
@@ -50,7 +51,8 @@ def register_user(*, name: str, email: str, password: str) -> User:
         raise AccountError(
             f"Passwords can be at most {MAX_PASSWORD_LENGTH} characters.", field="password"
         )
-    taken = AccountError("An account with this email already exists. Try signing in.", field="email")
+    taken = AccountError("An account with this email already exists. Try signing in.",
+                         field="email")
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise taken
     user = User(name=name, email=email, password_hash=generate_password_hash(password, "scrypt"))
@@ -59,7 +61,7 @@ def register_user(*, name: str, email: str, password: str) -> User:
         db.session.commit()
     except IntegrityError:  # the same email signed up in a parallel request
         db.session.rollback()
-        raise taken
+        raise taken from None
     return user
 
 

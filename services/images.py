@@ -74,9 +74,9 @@ def _decode(data: bytes) -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(TOO_MANY_PIXELS)
+        raise ImageError(TOO_MANY_PIXELS) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ImageError(UNREADABLE)
+        raise ImageError(UNREADABLE) from None
 
 
 def _reduce(image: Image.Image, factor: int) -> Image.Image:

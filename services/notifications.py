@@ -55,7 +55,8 @@ def send(kind: str, object_id: int) -> str:
     if kind in _TICKET_KINDS:
         ticket = db.session.get(Ticket, object_id)
         user, event = ticket.user, ticket.event
-        context = {"ticket": ticket, "ticket_url": mail.absolute_url("tickets.show", ticket_id=ticket.id)}
+        context = {"ticket": ticket,
+                   "ticket_url": mail.absolute_url("tickets.show", ticket_id=ticket.id)}
     else:
         entry = db.session.get(WaitingListEntry, object_id)
         user, event = entry.user, entry.event

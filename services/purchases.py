@@ -21,7 +21,13 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import (
-    CheckoutSession, CheckoutStatus, EntryStatus, Ticket, TicketStatus, User, WaitingListEntry,
+    CheckoutSession,
+    CheckoutStatus,
+    EntryStatus,
+    Ticket,
+    TicketStatus,
+    User,
+    WaitingListEntry,
 )
 from services import NotFound, ServiceError, payments, queue
 
@@ -80,7 +86,8 @@ def start_checkout(*, event_id: int, user_id: int, now: datetime, urls: Checkout
                                          payment_reference=f"free-{entry.id}",
                                          amount_pence=0, now=now)
         return urls.ticket(ticket.id)
-    existing = db.session.scalar(select(CheckoutSession).where(CheckoutSession.entry_id == entry.id))
+    existing = db.session.scalar(
+        select(CheckoutSession).where(CheckoutSession.entry_id == entry.id))
     if existing is not None:
         if existing.status == CheckoutStatus.OPEN:
             return existing.url
@@ -126,7 +133,8 @@ def get_session(*, session_id: str, user_id: int) -> CheckoutSession:
     return session
 
 
-def fulfil_checkout(*, session_id: str, payment_intent_id: str, now: datetime) -> CheckoutSession | None:
+def fulfil_checkout(*, session_id: str, payment_intent_id: str,
+                    now: datetime) -> CheckoutSession | None:
     """A Checkout Session completed: give the seat and capture, or release the money.
 
     Idempotent: a session already settled is returned unchanged. A transient gateway
@@ -305,6 +313,7 @@ def send_refund(*, ticket_id: int, now: datetime) -> None:
         return
     reference = ticket.payment_reference or ""
     if ticket.amount_pence and not reference.startswith("free-"):
-        ticket.refund_reference = payments.gateway().refund(reference, key=f"refund-ticket-{ticket.id}")
+        ticket.refund_reference = payments.gateway().refund(
+            reference, key=f"refund-ticket-{ticket.id}")
     ticket.refund_settled_at = now
     db.session.commit()

@@ -32,15 +32,35 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import (
-    AuditAction, AuditEntry, CheckoutSession, CheckoutStatus, EndReason, EntryStatus, Event,
-    QueueDeparture, Ticket, TicketStatus, WaitingListEntry,
+    AuditAction,
+    AuditEntry,
+    CheckoutSession,
+    CheckoutStatus,
+    EndReason,
+    EntryStatus,
+    Event,
+    QueueDeparture,
+    Ticket,
+    TicketStatus,
+    WaitingListEntry,
 )
 from services import Busy, Forbidden, NotFound, ServiceError, notifications, outbox
 from services.locking import UnitOfWork, lock_event
 from services.queue_reads import (  # noqa: F401 (the reads are part of the queue's API)
-    Availability, QueueStatus, active_entry, availability, block_of, estimated_wait,
-    event_clock, forget_event_clock, has_stale_offers, latest_entry, live_ticket, poll_seconds,
-    position, queue_status,
+    Availability,
+    QueueStatus,
+    active_entry,
+    availability,
+    block_of,
+    estimated_wait,
+    event_clock,
+    forget_event_clock,
+    has_stale_offers,
+    latest_entry,
+    live_ticket,
+    poll_seconds,
+    position,
+    queue_status,
 )
 
 log = logging.getLogger(__name__)
@@ -195,7 +215,8 @@ def offer_next(event: Event, *, now: datetime) -> list[WaitingListEntry]:
         return []
     waiters = list(db.session.scalars(
         select(WaitingListEntry)
-        .where(WaitingListEntry.event_id == event.id, WaitingListEntry.status == EntryStatus.WAITING)
+        .where(WaitingListEntry.event_id == event.id,
+               WaitingListEntry.status == EntryStatus.WAITING)
         .order_by(WaitingListEntry.seq)
         .limit(free)
     ))
@@ -228,7 +249,8 @@ def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntr
             raise QueueError("You're already in the waiting list for this event.")
         offer_next(event, now=now)  # earlier waiters first, should tickets have freed
         event.last_seq += 1
-        entry = WaitingListEntry(event_id=event.id, user_id=user_id, seq=event.last_seq, joined_at=now)
+        entry = WaitingListEntry(event_id=event.id, user_id=user_id, seq=event.last_seq,
+                                 joined_at=now)
         if _free_tickets(event) > 0 and event.waiting_count == 0:
             entry.status = EntryStatus.OFFERED
             entry.offered_at = now

@@ -18,7 +18,13 @@ from sqlalchemy import func, select, type_coerce
 
 from extensions import db
 from models import (
-    EndReason, EntryStatus, Event, QueueDeparture, Ticket, TicketStatus, UTCDateTime,
+    EndReason,
+    EntryStatus,
+    Event,
+    QueueDeparture,
+    Ticket,
+    TicketStatus,
+    UTCDateTime,
     WaitingListEntry,
 )
 

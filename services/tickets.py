@@ -37,7 +37,8 @@ def read_token(token: str) -> tuple[int, int]:
         data = _serializer().loads((token or "").strip())
         return int(data["t"]), int(data["e"])
     except (BadSignature, KeyError, TypeError, ValueError):
-        raise TokenError("This code isn't a valid Ticket Hub ticket (forged or unreadable).")
+        raise TokenError(
+            "This code isn't a valid Ticket Hub ticket (forged or unreadable).") from None
 
 
 def qr_svg(ticket: Ticket) -> str:

@@ -83,7 +83,9 @@ def handle_event(event: dict, *, now: datetime) -> str:
 def _session_completed(session: dict, *, now: datetime) -> str:
     session_id = _id(session.get("id"), "checkout session id")
     payment_intent_id = _id(session.get("payment_intent"), "payment_intent")
-    if purchases.fulfil_checkout(session_id=session_id, payment_intent_id=payment_intent_id, now=now) is None:
+    session = purchases.fulfil_checkout(session_id=session_id,
+                                        payment_intent_id=payment_intent_id, now=now)
+    if session is None:
         return "ignored"
     return "handled"
 
@@ -92,8 +94,9 @@ def _session_expired(session: dict, *, now: datetime) -> str:
     session_id = _id(session.get("id"), "checkout session id")
     if db.session.get(CheckoutSession, session_id) is None:
         return "ignored"
-    purchases.close_if_open(CheckoutSession.id == session_id, CheckoutSession.payment_intent_id.is_(None),
-                   status=CheckoutStatus.EXPIRED)
+    purchases.close_if_open(CheckoutSession.id == session_id,
+                            CheckoutSession.payment_intent_id.is_(None),
+                            status=CheckoutStatus.EXPIRED)
     return "handled"
 
 
@@ -106,7 +109,8 @@ def _authorisation_cancelled(intent: dict, *, now: datetime) -> str:
     if session is None:
         return "ignored"
     ticket = db.session.scalar(select(Ticket).where(Ticket.payment_reference == payment_intent_id))
-    if session.status == CheckoutStatus.OPEN and ticket is not None and ticket.status in TicketStatus.LIVE:
+    uncaptured = ticket is not None and ticket.status in TicketStatus.LIVE
+    if session.status == CheckoutStatus.OPEN and uncaptured:
         queue.void_ticket(ticket_id=ticket.id, now=now)
     purchases.close_if_open(CheckoutSession.id == session.id, status=CheckoutStatus.NOT_CHARGED)
     return "handled"

@@ -3,13 +3,12 @@ tickets, checkout sessions, webhook events, the local payment ledger and the aud
 trail. Times are naive UTC; money is integer pence.
 
 Revision ID: 0001_initial
-Revises: 
+Revises:
 Create Date: 2026-11-25 08:52:13.015195
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0001_initial'

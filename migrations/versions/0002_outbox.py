@@ -5,9 +5,8 @@ Revises: 0001_initial
 Create Date: 2026-11-25 15:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002_outbox'
 down_revision = '0001_initial'

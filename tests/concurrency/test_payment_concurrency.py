@@ -15,8 +15,8 @@ from werkzeug.serving import make_server
 from extensions import db
 from models import CheckoutSession, LocalPayment, Ticket
 from services import payments, webhooks
-from tests.support.factories import PASSWORD, make_event, make_user
 from tests.support.buying import open_checkout
+from tests.support.factories import PASSWORD, make_event, make_user
 from tests.support.invariants import assert_queue_invariants
 
 pytestmark = pytest.mark.concurrency
@@ -97,7 +97,7 @@ def test_parallel_pay_posts_give_one_payment_and_a_normal_page_to_every_poster(a
 
         with ThreadPoolExecutor(len(posts)) as pool:
             answers = list(pool.map(press_pay, posts))
-        for (cookies, path), (status, location) in zip(posts, answers):
+        for (_, path), (status, location) in zip(posts, answers):
             session_id = path.rsplit("/", 1)[1]
             assert (status, location) == (303, f"/checkout/success?session_id={session_id}")
         cookies, path = pages[0]

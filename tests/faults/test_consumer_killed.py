@@ -7,7 +7,11 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.checks import (
-    OFFER_MADE, TICKET_PURCHASED, assert_emailed_once_each, assert_nothing_lost, emails_to,
+    OFFER_MADE,
+    TICKET_PURCHASED,
+    assert_emailed_once_each,
+    assert_nothing_lost,
+    emails_to,
 )
 from tests.support.live_server import wait_for
 from tests.support.seeding import publish_event

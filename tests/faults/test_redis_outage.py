@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.checks import (
-    OFFER_MADE, TICKET_PURCHASED, assert_emailed_once_each, assert_nothing_lost, emails_to,
+    OFFER_MADE,
+    TICKET_PURCHASED,
+    assert_emailed_once_each,
+    assert_nothing_lost,
+    emails_to,
     wait_for_one_each,
 )
 from tests.support.seeding import publish_event

@@ -10,8 +10,8 @@ import pytest
 
 from services import queue
 from services.tickets import check_in, token_for
-from tests.support.factories import make_event, make_user, utc
 from tests.support.buying import buy_directly
+from tests.support.factories import make_event, make_user, utc
 
 T0 = utc(2030, 1, 1, 12, 0)
 HEADER = ["ticket_id", "name", "email", "status", "purchased_at", "amount_gbp", "checked_in_at"]

@@ -14,8 +14,8 @@ from extensions import db
 from models import Ticket
 from services import Busy, queue
 from services.tickets import token_for
-from tests.support.factories import PASSWORD, csrf_token_from, make_event, make_user
 from tests.support.buying import buy_directly, buy_through_the_site
+from tests.support.factories import PASSWORD, csrf_token_from, make_event, make_user
 
 HX = {"HX-Request": "true"}
 

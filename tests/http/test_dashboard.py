@@ -11,8 +11,8 @@ import pytest
 from services import events, queue
 from services.events import EventDetails
 from services.tickets import check_in, token_for
-from tests.support.factories import make_event, make_user, utc
 from tests.support.buying import buy_directly
+from tests.support.factories import make_event, make_user, utc
 
 T0 = utc(2030, 1, 1, 12, 0)
 SHOW = utc(2030, 2, 1, 19, 0)

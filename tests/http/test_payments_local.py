@@ -45,7 +45,9 @@ def pay(client, page: str, action: str = "pay"):
 
 
 def clock(monkeypatch, delta: timedelta):
-    moved = lambda: real_now() + delta
+    def moved():
+        return real_now() + delta
+
     for module in (blueprints.events, blueprints.payments):
         monkeypatch.setattr(module, "now", moved)
 
@@ -118,7 +120,8 @@ def test_paying_after_the_offer_passed_to_someone_else_charges_nothing(
     assert assert_queue_invariants(event.id)["offered"] == 1  # Bob's
 
 
-def test_a_late_payment_keeps_its_seat_when_the_ticket_is_still_free(client, event, ann, monkeypatch):
+def test_a_late_payment_keeps_its_seat_when_the_ticket_is_still_free(client, event, ann,
+                                                                     monkeypatch):
     page = join_and_checkout(client, event)
     clock(monkeypatch, timedelta(minutes=31))  # expired, but nobody else wants the ticket
     pay(client, page)
@@ -304,7 +307,8 @@ def test_only_the_offer_holder_can_start_its_checkout(client, auth, event, ann):
     auth.logout()
     auth.login(make_user())
     response = client.post(f"/events/{event.id}/checkout")
-    assert response.status_code == 303 and response.headers["Location"].endswith(f"/events/{event.id}")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/events/{event.id}")
     assert CheckoutSession.query.count() == 0
 
 

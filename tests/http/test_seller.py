@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 from flask import current_app
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from extensions import db
 from models import Event
 from services.events import cancel_event
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import encode_multipart
-
 from tests.support.factories import event_form, image_bytes, in_days, make_event
 
 

@@ -38,7 +38,8 @@ def test_an_unchanged_poll_is_a_304_that_sets_no_cookie(client, event, waiter):
     first = client.get(f"/events/{event.id}/status")
     assert first.status_code == 200
     assert first.headers["Cache-Control"] == "private, no-cache"
-    again = client.get(f"/events/{event.id}/status", headers={"If-None-Match": first.headers["ETag"]})
+    again = client.get(f"/events/{event.id}/status",
+                       headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
     assert again.data == b""
     assert "Set-Cookie" not in again.headers
@@ -52,7 +53,8 @@ def test_a_change_anywhere_in_the_line_answers_the_poll_with_the_new_widget(clie
     assert ahead.position == 2
     holder = queue.latest_entry(event_id=event.id, user_id=waiter.id - 1)
     queue.release(event_id=event.id, user_id=holder.user_id, now=datetime.now(timezone.utc))
-    changed = client.get(f"/events/{event.id}/status", headers={"If-None-Match": first.headers["ETag"]})
+    changed = client.get(f"/events/{event.id}/status",
+                         headers={"If-None-Match": first.headers["ETag"]})
     assert changed.status_code == 200
     assert hook(changed.get_data(as_text=True), "queue-status")["status"] == "offered"
 

@@ -15,8 +15,8 @@ import pytest
 from extensions import db
 from models import CheckoutSession, LocalPayment, Ticket, WebhookEvent
 from services import payments
-from tests.support.factories import make_event, make_user
 from tests.support.buying import open_checkout
+from tests.support.factories import make_event, make_user
 
 
 @pytest.fixture

@@ -111,7 +111,8 @@ def _handler(state: FakeStripe):
                     "id": session_id, "object": "checkout.session", "status": "open",
                     "url": f"https://checkout.stripe.test/pay/{session_id}",
                     "amount_total": int(params["line_items[0][price_data][unit_amount]"]),
-                    "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+                    "metadata": {k[9:-1]: v for k, v in params.items()
+                                 if k.startswith("metadata[")},
                     "payment_intent": None,
                 }
                 state.sessions[session_id] = session

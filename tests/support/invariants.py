@@ -20,7 +20,8 @@ def _queue_rows(event_id: int) -> tuple[Event, list[WaitingListEntry], list[int]
         .order_by(WaitingListEntry.seq)
     ))
     live_owners = list(db.session.scalars(
-        select(Ticket.user_id).where(Ticket.event_id == event_id, Ticket.status.in_(TicketStatus.LIVE))
+        select(Ticket.user_id).where(Ticket.event_id == event_id,
+                                     Ticket.status.in_(TicketStatus.LIVE))
     ))
     return event, entries, live_owners
 

@@ -190,7 +190,7 @@ class LiveServer:
     # -- life cycle
 
     def start(self, *, wait_for_consumer: bool = True, consumer: bool = True,
-              threads: int = 8, access_log: bool = True) -> "LiveServer":
+              threads: int = 8, access_log: bool = True) -> LiveServer:
         """Migrate, then start the consumer and gunicorn. A benchmark starts gunicorn alone
         (``consumer=False``: tasks stay queued), with its own ``threads`` and no access log."""
         self.flask("db", "upgrade")
@@ -241,7 +241,7 @@ class LiveServer:
             raise ValueError(f"{pid} is not one of gunicorn's workers")
         os.kill(pid, signal.SIGKILL)
 
-    def start_run_script(self, *, wait_for_consumer: bool = False) -> "LiveServer":
+    def start_run_script(self, *, wait_for_consumer: bool = False) -> LiveServer:
         """Serve as ``make run`` does: migrate, then ``scripts/run.sh`` with ``HOST``/``PORT``
         (in a process group of its own, like a service). Call again after it has stopped."""
         self.flask("db", "upgrade")

@@ -50,7 +50,7 @@ def _argument(line: str) -> str:
 
 
 class _Session(socketserver.StreamRequestHandler):
-    server: "_TCPServer"
+    server: _TCPServer
 
     def reply(self, text: str) -> None:
         self.wfile.write(text.encode() + b"\r\n")
@@ -71,7 +71,7 @@ class _Session(socketserver.StreamRequestHandler):
         except OSError:  # the client died mid-conversation
             self.server.owner._abandon()
 
-    def converse(self, owner: "SMTPServer") -> None:
+    def converse(self, owner: SMTPServer) -> None:
         self.reply("220 tickethub-test ESMTP")
         mail_from, rcpt_to = "", []
         while True:
@@ -106,7 +106,7 @@ class _Session(socketserver.StreamRequestHandler):
             else:
                 self.reply("502 Command not implemented")
 
-    def receive(self, owner: "SMTPServer", mail_from: str, rcpt_to: list[str]) -> bool:
+    def receive(self, owner: SMTPServer, mail_from: str, rcpt_to: list[str]) -> bool:
         """Read one message up to the lone dot; hold, then accept it if the client is still
         there. Returns False when the client went away."""
         lines = []
@@ -139,7 +139,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, owner: "SMTPServer", port: int):
+    def __init__(self, owner: SMTPServer, port: int):
         self.owner = owner
         super().__init__(("127.0.0.1", port), _Session)
 
@@ -161,7 +161,7 @@ class SMTPServer:
         """The app's settings that send its email here."""
         return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(self.port), "MAIL_USE_TLS": "0"}
 
-    def start(self) -> "SMTPServer":
+    def start(self) -> SMTPServer:
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()

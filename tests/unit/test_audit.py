@@ -46,7 +46,8 @@ def test_expiry_and_cancellation_are_recorded_as_the_system_and_the_organizer(an
     queue.join_queue(event_id=event.id, user_id=ann.id, now=T0)
     queue.join_queue(event_id=event.id, user_id=bob.id, now=T0)
     queue.expire_offers(now=T0 + timedelta(minutes=30))
-    events.cancel_event(event_id=event.id, organizer_id=organizer.id, now=T0 + timedelta(minutes=31))
+    events.cancel_event(event_id=event.id, organizer_id=organizer.id,
+                        now=T0 + timedelta(minutes=31))
     actions = [a for a, _, _ in trail(event)]
     assert actions == ["joined", "offered", "joined", "expired", "offered", "event_cancelled"]
     assert trail(event)[-1] == ("event_cancelled", bob.id, organizer.id)

@@ -18,7 +18,11 @@ from PIL import Image
 
 from config import PROJECT_DIR
 from services.images import (
-    TOO_MANY_PIXELS, TOO_MANY_WEBP_PIXELS, ImageError, delete_event_image, store_event_image,
+    TOO_MANY_PIXELS,
+    TOO_MANY_WEBP_PIXELS,
+    ImageError,
+    delete_event_image,
+    store_event_image,
 )
 from tests.support.factories import image_bytes
 

@@ -7,8 +7,8 @@ from sqlalchemy import inspect, text
 
 from extensions import db
 from models import Event, User
-from tests.support.factories import make_event, make_user
 from tests.support.buying import buy_directly
+from tests.support.factories import make_event, make_user
 
 
 def user_columns() -> set[str]:

@@ -63,7 +63,8 @@ def test_expiry_purchase_refund_and_cancellation_each_email_once(app):
                             now=NOW + timedelta(minutes=33))  # Cat is offered Bob's seat
     cat_entry = queue.latest_entry(event_id=event.id, user_id=cat.id)
     cat_ticket = buy(cat_entry)
-    events.cancel_event(event_id=event.id, organizer_id=organizer.id, now=NOW + timedelta(minutes=34))
+    events.cancel_event(event_id=event.id, organizer_id=organizer.id,
+                        now=NOW + timedelta(minutes=34))
     mails = mailbox(app)
     assert sorted(mails) == sorted([
         f"offer_made-{first.id}", f"offer_expired-{first.id}",

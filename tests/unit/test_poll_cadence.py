@@ -10,7 +10,12 @@ import pytest
 
 from services import queue
 from services.queue_reads import (
-    POLL_FAST, POLL_JITTER, POLL_SLOWEST, POLL_WATCHING, QueueStatus, poll_seconds,
+    POLL_FAST,
+    POLL_JITTER,
+    POLL_SLOWEST,
+    POLL_WATCHING,
+    QueueStatus,
+    poll_seconds,
 )
 from tests.support.factories import make_event, make_user
 

@@ -15,8 +15,8 @@ import pytest
 from extensions import db
 from models import CheckoutSession, LocalPayment, Ticket, WaitingListEntry
 from services import payments, purchases, queue, webhooks
-from tests.support.factories import make_event, make_user
 from tests.support.buying import open_checkout
+from tests.support.factories import make_event, make_user
 from tests.support.invariants import assert_queue_invariants
 
 NOW = datetime.now(timezone.utc)

@@ -286,7 +286,8 @@ def test_raising_capacity_offers_the_new_tickets_to_waiters_in_order(app_db):
         join(event, user)
     events.update_event(event_id=event.id, organizer_id=organizer.id,
                         details=_details(event, total_tickets=3), now=T0)
-    assert [status_of(event, u).status for u in users] == ["offered", "offered", "offered", "waiting"]
+    statuses = [status_of(event, u).status for u in users]
+    assert statuses == ["offered", "offered", "offered", "waiting"]
     assert status_of(event, users[3]).position == 4
     assert_queue_invariants(event.id)
 

@@ -34,7 +34,8 @@ def test_the_fingerprint_changes_with_every_transition_and_when_an_offer_lapses(
     # Time alone: the offer's deadline passing changes what everyone is shown.
     lapsed = entry.offer_expires_at + timedelta(seconds=1)
     assert clock.has_stale_offers(lapsed) and not clock.has_stale_offers(NOW)
-    assert clock.fingerprint(user_id=ann.id, now=lapsed) != clock.fingerprint(user_id=ann.id, now=NOW)
+    before_deadline = clock.fingerprint(user_id=ann.id, now=NOW)
+    assert clock.fingerprint(user_id=ann.id, now=lapsed) != before_deadline
 
 
 def test_a_cached_clock_is_reused_until_this_process_changes_the_event(any_db_app):

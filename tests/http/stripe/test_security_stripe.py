@@ -6,9 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.factories import make_event, make_user
-from tests.http.test_payments_stripe import (  # noqa: F401  (fixtures: the fake Stripe, its app)
-    app, connected_organizer, stripe_server,
-)
 
 BASE_URL = "https://tickets.example"
 FORGED = {"Host": "evil.example"}

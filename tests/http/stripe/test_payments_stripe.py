@@ -3,66 +3,17 @@ Ticket Hub sends Stripe, and Stripe-signed webhooks through ``/webhooks/stripe``
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import time
 from datetime import datetime, timedelta, timezone
-
-import pytest
 
 from extensions import db
 from models import CheckoutSession, Ticket, User, WebhookEvent
-from services import payments, purchases, queue
+from services import purchases, queue
 from services.tickets import token_for
-from tests.support.apps import build_test_config, make_app
+from tests.http.stripe.conftest import webhook
 from tests.support.factories import make_event, make_user
-from tests.support.fake_stripe import start_fake_stripe
 from tests.support.invariants import assert_queue_invariants
-
-SECRET = "whsec_test_contract"
-
-
-@pytest.fixture
-def stripe_server():
-    state, server = start_fake_stripe()
-    yield state
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def app(tmp_path, stripe_server):
-    app = make_app(build_test_config(
-        tmp_path, PAYMENTS="stripe", STRIPE_SECRET_KEY="sk_test_contract",
-        STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_API_BASE=stripe_server.url,
-        STRIPE_MAX_NETWORK_RETRIES=0, PLATFORM_FEE_PERCENT=1.0,
-    ))
-    with app.app_context():
-        yield app
-        db.session.remove()
-
-
-def webhook(client, kind: str, obj: dict, event_id: str | None = None):
-    payload = json.dumps({"id": event_id or f"evt_{time.time_ns()}", "object": "event",
-                          "type": kind, "data": {"object": obj}})
-    signature = payments.sign_webhook(payload, secret=SECRET)
-    return client.post("/webhooks/stripe", data=payload,
-                       headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
-
-
-@pytest.fixture
-def connected_organizer(client, auth, stripe_server):
-    """An organizer who went through Connect onboarding and can take charges."""
-    organizer = make_user(name="Olga")
-    auth.login(organizer)
-    response = client.post("/seller/connect")
-    db.session.expire_all()
-    account_id = db.session.get(User, organizer.id).stripe_connect_id
-    assert response.headers["Location"] == f"https://connect.stripe.test/setup/{account_id}"
-    webhook(client, "account.updated", stripe_server.enable_charges(account_id))
-    auth.logout()
-    return db.session.get(User, organizer.id)
 
 
 def test_a_paid_event_waits_for_stripe_connect_onboarding(client, auth, stripe_server):
@@ -83,7 +34,8 @@ def test_a_paid_event_waits_for_stripe_connect_onboarding(client, auth, stripe_s
     assert 'data-charges-enabled="false"' in page and "external_account" in page
 
     account_id = db.session.get(User, organizer.id).stripe_connect_id
-    assert webhook(client, "account.updated", stripe_server.enable_charges(account_id)).status_code == 200
+    enabled = stripe_server.enable_charges(account_id)
+    assert webhook(client, "account.updated", enabled).status_code == 200
     assert client.post("/seller/events/new", data={**form, "price": "12.50"}).status_code == 303
 
 
@@ -101,7 +53,8 @@ def test_checkout_asks_stripe_for_a_manual_capture_destination_charge(
     sent = call.params
     assert sent["payment_intent_data[capture_method]"] == "manual"
     assert sent["payment_intent_data[application_fee_amount]"] == "13"  # 1% of £12.50, half up
-    assert sent["payment_intent_data[transfer_data][destination]"] == connected_organizer.stripe_connect_id
+    destination = sent["payment_intent_data[transfer_data][destination]"]
+    assert destination == connected_organizer.stripe_connect_id
     assert sent["line_items[0][price_data][currency]"] == "gbp"
     assert sent["line_items[0][price_data][unit_amount]"] == "1250"
     assert sent["metadata[entry_id]"] == str(session.entry_id)
@@ -171,7 +124,8 @@ def test_an_offer_released_before_payment_expires_its_session_and_a_late_payment
     assert_queue_invariants(event.id)
 
 
-def test_an_open_session_is_expired_when_the_offer_ends(client, auth, stripe_server, connected_organizer):
+def test_an_open_session_is_expired_when_the_offer_ends(client, auth, stripe_server,
+                                                        connected_organizer):
     event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
     buyer = make_user()
     auth.login(buyer)
