@@ -21,35 +21,22 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import func, insert, select
 
 import tasks
-from app import create_app
-from bench import http_rush, page_weight
+from bench import http_rush, page_weight, waiting_room
+from bench.queues import NOW, build_queue, make_app
 from bench.tables import table
 from extensions import db
-from models import Event, OutboxItem, QueueDeparture, Ticket, TicketStatus, User, WaitingListEntry
-from services import outbox, queue, queue_reads
+from models import Event, OutboxItem, Ticket, TicketStatus, User, WaitingListEntry
+from services import outbox, queue
 from tests.support.invariants import assert_queue_invariants
 from tests.support.postgres import postgres_server
 from tests.support.workers import run_threads
 
-NOW = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
 QUEUE_LENGTHS = (1_000, 10_000, 100_000)
-
-
-def make_app(url: str, folder: str):
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": url, "INSTANCE_PATH": folder, "SECRET_KEY": "bench",
-        "TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
-        "HUEY_IMMEDIATE": True,
-    })
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-    return app
 
 
 def timed(fn, repeat: int) -> float:
@@ -60,44 +47,6 @@ def timed(fn, repeat: int) -> float:
         fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
-
-
-def build_queue(length: int, capacity: int = 100) -> tuple[int, int]:
-    """An event with ``capacity`` sold and ``length`` waiting (bulk insert, counters set),
-    plus every tenth joiner having left already, as in a real queue (departures counted)."""
-    users = [{"name": f"u{i}", "email": f"u{i}-{length}@bench.example", "password_hash": "x",
-              "created_at": NOW} for i in range(length + capacity + 1)]
-    db.session.execute(insert(User), users)
-    first = db.session.scalar(select(User.id).where(User.email == f"u0-{length}@bench.example"))
-    left = length // 10
-    event = Event(organizer_id=first, name="Rush", description="", location="Here",
-                  starts_at=NOW + timedelta(days=1), price_pence=1000, total_tickets=capacity,
-                  sold_count=capacity, waiting_count=length, last_seq=length + left)
-    db.session.add(event)
-    db.session.flush()
-    db.session.execute(insert(Ticket), [
-        {"event_id": event.id, "user_id": first + 1 + i, "status": TicketStatus.VALID,
-         "purchased_at": NOW, "amount_pence": 1000} for i in range(capacity)])
-    # Seqs 1..length+left; every 11th seq is someone who already left the queue.
-    rows, departed, user, gone_so_far = [], {}, first + 1 + capacity, 0
-    for seq in range(1, length + left + 1):
-        gone = seq % 11 == 0 and gone_so_far < left
-        gone_so_far += gone
-        rows.append({"event_id": event.id, "user_id": user if not gone else first,
-                     "seq": seq, "status": "expired" if gone else "waiting", "joined_at": NOW,
-                     "end_reason": "left" if gone else None, "ended_at": NOW if gone else None})
-        if gone:
-            block = queue_reads.block_of(seq)
-            departed[block] = departed.get(block, 0) + 1
-        else:
-            user += 1
-    db.session.execute(insert(WaitingListEntry), rows)
-    db.session.execute(insert(QueueDeparture), [
-        {"event_id": event.id, "block": block, "departed": n} for block, n in departed.items()])
-    event.last_seq = len(rows)
-    db.session.commit()
-    last_user = user - 1
-    return event.id, last_user
 
 
 def our_read(event_id: int, user_id: int):
@@ -266,6 +215,9 @@ def main() -> None:
     sys.stdout.flush()
     # The same rushes over real HTTP: gunicorn + wrk (bench/http_rush.py).
     http_rush.main()
+    sys.stdout.flush()
+    # The waiting room as a share of a trivial app, people held in line, nginx.
+    waiting_room.main()
 
 
 if __name__ == "__main__":

@@ -117,10 +117,10 @@ def forge_credentials(app, user_ids: list[int]) -> dict[int, tuple[str, str]]:
     return credentials
 
 
-def join_requests(app) -> tuple[int, list]:
-    """An event of JOIN_CAPACITY tickets and one join POST for each of JOIN_USERS users."""
-    organizer, users = add_users(JOIN_USERS)
-    event_id = add_event(organizer_id=organizer, capacity=JOIN_CAPACITY)
+def join_requests(app, count: int = JOIN_USERS, capacity: int = JOIN_CAPACITY) -> tuple[int, list]:
+    """An event of ``capacity`` tickets and one join POST for each of ``count`` users."""
+    organizer, users = add_users(count)
+    event_id = add_event(organizer_id=organizer, capacity=capacity)
     start = time.perf_counter()
     credentials = forge_credentials(app, users)
     log(f"  forged {len(users):,} sessions + CSRF tokens in {time.perf_counter() - start:.1f} s")

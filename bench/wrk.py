@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("rush.lua")
+POLL_SCRIPT = Path(__file__).with_name("poll.lua")
 MAX_SECONDS = 240  # wrk's -d: the hard bound of one run
 
 
@@ -89,6 +90,29 @@ def post_each_once(url: str, requests: list[tuple[str, str, str]], workdir: Path
             process.wait(timeout=10)
     result = parse_output(output)
     result.server_cpu_s = cpu_seconds() - cpu_before
+    result.load_before = load_before
+    return result
+
+
+def get_for(url: str, requests: list[tuple[str, str | None, str | None]], workdir: Path, *,
+            seconds: float, connections: int, user_agent: str,
+            threads: int = 1) -> WrkResult:
+    """GET (path, session cookie or None, If-None-Match ETag or None) in turn, round and
+    round, on ``connections`` keep-alive connections for ``seconds`` (bench/poll.lua)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("requests-*.txt"):
+        old.unlink()
+    threads = max(1, min(threads, connections, len(requests)))
+    for k in range(threads):
+        part = requests[k::threads]
+        (workdir / f"requests-{k}.txt").write_text("".join(
+            f"{path}\t{cookie or '-'}\t{etag or '-'}\n" for path, cookie, etag in part))
+    load_before = os.getloadavg()[0]
+    done = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+         "--timeout", "10s", "-s", str(POLL_SCRIPT), url, "--", str(workdir), user_agent],
+        capture_output=True, text=True, timeout=seconds + 60, check=False)
+    result = parse_output(done.stdout + done.stderr)
     result.load_before = load_before
     return result
 
