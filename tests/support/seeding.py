@@ -53,6 +53,11 @@ def join_words(event_id: int, person: Person) -> list[str]:
     return ["join", "--event", str(event_id), "--email", person.email]
 
 
+def release_words(event_id: int, person: Person) -> list[str]:
+    """The ``flask seed`` words with which ``person`` declines their offer or leaves the line."""
+    return ["release", "--event", str(event_id), "--email", person.email]
+
+
 def ticket_words(event_id: int, person: Person) -> list[str]:
     """The ``flask seed`` words that sell ``person`` a ticket (their live offer, or a free
     ticket they are offered on joining); the line printed is ``<ticket id> <door token>``."""
