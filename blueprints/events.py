@@ -44,19 +44,21 @@ def index():
     return render_template("events/index.html", results=results, q=q)
 
 
-def _refreshed(event, moment):
-    """The event, after passing on any offer that ran out before a worker could expire it.
+def _refreshed(event, moment, clock=None):
+    """The event and its clock (read now unless given, just read), after passing on any
+    offer that ran out before a worker could expire it.
 
     Rare (the deadline task normally gets there first), and done once: the readers after
     this one find nothing stale.
     """
-    if queue.has_stale_offers(event, now=moment):
+    clock = clock or queue.event_clock(event.id)
+    if clock.has_stale_offers(moment):
         try:
             queue.refresh_event(event_id=event.id, now=moment)
         except ServiceError:
-            return event  # busy: the stale offers are still shown as expired
-        event = events.get_event(event.id)
-    return event
+            return event, clock  # busy: the stale offers are still shown as expired
+        event, clock = events.get_event(event.id), queue.event_clock(event.id)
+    return event, clock
 
 
 def _session_user_id() -> int | None:
@@ -67,11 +69,11 @@ def _session_user_id() -> int | None:
     return int(raw) if isinstance(raw, str) and raw.isdigit() else None
 
 
-def status_context(event, *, error: str | None = None, moment=None) -> dict:
+def status_context(event, *, error: str | None = None, moment=None, clock=None) -> dict:
     """Everything the status widget shows: availability, this user's place in line, and
     how soon the page asks again."""
     moment = moment or now()
-    event = _refreshed(event, moment)
+    event, clock = _refreshed(event, moment, clock)
     user_id = current_user.id if current_user.is_authenticated else None
     status = None
     if user_id is not None:
@@ -79,7 +81,7 @@ def status_context(event, *, error: str | None = None, moment=None) -> dict:
     final = event.is_cancelled or event.is_past(moment)
     return {
         "event": event,
-        "availability": queue.availability(event, now=moment),
+        "availability": queue.availability(event, now=moment, clock=clock),
         "status": status,
         "is_past": event.is_past(moment),
         "error": error,
@@ -87,7 +89,7 @@ def status_context(event, *, error: str | None = None, moment=None) -> dict:
         # cadence is the same for all (it may come from a proxy's cache).
         "poll_seconds": None if final else (
             queue.poll_seconds(status) if user_id is not None else queue_reads.POLL_WATCHING),
-        "etag": queue.event_clock(event.id).fingerprint(user_id=user_id, now=moment),
+        "etag": clock.fingerprint(user_id=user_id, now=moment),
     }
 
 
@@ -113,14 +115,17 @@ def status(event_id: int):
     written. Changed: the widget, rendered afresh.
     """
     moment = now()
-    clock = queue.event_clock(event_id, max_age=current_app.config["STATUS_CLOCK_MAX_AGE"])
+    cached = queue.cached_event_clock(event_id, max_age=current_app.config["STATUS_CLOCK_MAX_AGE"])
+    clock = cached or queue.event_clock(event_id)
     if clock is None:
         raise NotFound("We couldn't find that event.")
     if not clock.has_stale_offers(moment):
         etag = clock.fingerprint(user_id=_session_user_id(), now=moment)
         if etag in request.if_none_match:
             return _private(make_response("", 304), etag)
-    context = status_context(events.get_event(event_id), moment=moment)
+    # Render from a clock read now: the one just read, or a fresh one for a cached one.
+    context = status_context(events.get_event(event_id), moment=moment,
+                             clock=None if cached else clock)
     response = make_response(render_template("events/_status.html", **context))
     return _private(response, context["etag"])
 
@@ -136,8 +141,8 @@ def availability(event_id: int):
     """The remaining tickets alone, identical for every viewer: no cookie read or set, and
     public caching, so a reverse proxy or CDN answers most of these (deploy/nginx/)."""
     moment = now()
-    event = _refreshed(events.get_event(event_id), moment)
-    seats = queue.availability(event, now=moment)
+    event, clock = _refreshed(events.get_event(event_id), moment)
+    seats = queue.availability(event, now=moment, clock=clock)
     final = event.is_cancelled or event.is_past(moment)
     etag = "-".join(str(part) for part in (
         event.id, seats.total, seats.sold, seats.reserved, int(event.is_cancelled),

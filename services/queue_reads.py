@@ -53,21 +53,19 @@ def _stale_offer_count(event_id: int, now: datetime) -> int:
     )
 
 
-def availability(event: Event, *, now: datetime) -> Availability:
+def availability(event: Event, *, now: datetime, clock: EventClock | None = None) -> Availability:
     """Capacity − sold − live offers, from the event's counters: O(1) in the queue length.
 
-    Offers past their deadline that no worker has expired yet are not counted as live.
+    Offers past their deadline that no worker has expired yet are not counted as live
+    (with the event's ``clock`` at hand, counting them is only needed when one is due).
     """
-    stale = _stale_offer_count(event.id, now) if event.offered_count else 0
+    counted = event.offered_count and (clock is None or clock.has_stale_offers(now))
+    stale = _stale_offer_count(event.id, now) if counted else 0
     live_offers = event.offered_count - stale
     remaining = max(0, event.total_tickets - event.sold_count - live_offers)
     if event.is_cancelled:
         remaining = 0
     return Availability(event.total_tickets, event.sold_count, live_offers, remaining)
-
-
-def has_stale_offers(event: Event, *, now: datetime) -> bool:
-    return bool(event.offered_count) and _stale_offer_count(event.id, now) > 0
 
 
 @dataclass(frozen=True)
@@ -241,18 +239,19 @@ class EventClock:
             int(self.starts_at <= now), int(self.has_stale_offers(now)), user_id or 0))
 
 
-def event_clock(event_id: int, *, max_age: float = 0.0) -> EventClock | None:
-    """The event's clock in one indexed read, or None for no such event.
+def cached_event_clock(event_id: int, *, max_age: float) -> EventClock | None:
+    """The event's clock as this process last read it, if at most ``max_age`` seconds ago:
+    enough for a poll, which only decides "unchanged?" (a transition made in this process
+    forgets its event at once; one made elsewhere shows within ``max_age``). No query."""
+    hit = _clock_cache().get(event_id)
+    if hit is not None and time.monotonic() - hit[0] < max_age:
+        return hit[1]
+    return None
 
-    With ``max_age`` the answer may come from this process's cache, at most that many
-    seconds old: enough for a poll, which only decides "unchanged?" (a transition made in
-    this process forgets its event at once; one made elsewhere shows within ``max_age``).
-    """
-    cache = _clock_cache()
-    if max_age:
-        hit = cache.get(event_id)
-        if hit is not None and time.monotonic() - hit[0] < max_age:
-            return hit[1]
+
+def event_clock(event_id: int) -> EventClock | None:
+    """The event's clock in one indexed read (kept for ``cached_event_clock``), or None for
+    no such event."""
     next_deadline = (
         select(func.min(WaitingListEntry.offer_expires_at))
         .where(WaitingListEntry.event_id == event_id,
@@ -267,7 +266,7 @@ def event_clock(event_id: int, *, max_age: float = 0.0) -> EventClock | None:
     if row is None:
         return None
     clock = EventClock(event_id, row[0], row[1], row[2] is not None, row[3], row[4])
-    cache[event_id] = (time.monotonic(), clock)
+    _clock_cache()[event_id] = (time.monotonic(), clock)
     return clock
 
 

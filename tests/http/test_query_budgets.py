@@ -24,7 +24,7 @@ from tests.support.visitors import Visitor
 # and writes audit and outbox rows one statement each; PostgreSQL inserts them in one.
 POLL_UNCHANGED_CLOCK_CACHED = {"sqlite": 0, "postgresql": 0}  # 304 from this process's clock
 POLL_UNCHANGED_CLOCK_READ = {"sqlite": 1, "postgresql": 1}  # 304 after one indexed read
-POLL_CHANGED = {"sqlite": 10, "postgresql": 10}  # 200: the widget rendered afresh
+POLL_CHANGED = {"sqlite": 7, "postgresql": 7}  # 200: the widget rendered afresh
 JOIN_OFFERED_AT_ONCE = {"sqlite": 14, "postgresql": 11}
 JOIN_TO_WAIT = {"sqlite": 12, "postgresql": 11}
 

@@ -40,9 +40,10 @@ def test_the_fingerprint_changes_with_every_transition_and_when_an_offer_lapses(
 
 def test_a_cached_clock_is_reused_until_this_process_changes_the_event(any_db_app):
     event = make_event(total_tickets=1)
-    cached = queue_reads.event_clock(event.id, max_age=60)
-    assert queue_reads.event_clock(event.id, max_age=60) is cached
+    assert queue_reads.cached_event_clock(event.id, max_age=60) is None  # never read yet
+    read = queue_reads.event_clock(event.id)
+    assert queue_reads.cached_event_clock(event.id, max_age=60) is read
+    assert queue_reads.cached_event_clock(event.id, max_age=0) is None  # too old for 0 s
     queue.join_queue(event_id=event.id, user_id=make_user().id, now=NOW)  # forgets it
-    fresh = queue_reads.event_clock(event.id, max_age=60)
-    assert fresh is not cached and fresh.version == cached.version + 1
-    assert queue_reads.event_clock(event.id, max_age=0) is not fresh  # no cache: read again
+    assert queue_reads.cached_event_clock(event.id, max_age=60) is None
+    assert queue_reads.event_clock(event.id).version == read.version + 1
