@@ -79,8 +79,8 @@ def bench_reads(name: str, url: str, folder: str, rows: list):
             event_id, last_user = build_queue(length)
             assert our_read(event_id, last_user) == length
             assert seed_read(event_id, last_user)[2] == length
-            ours = timed(lambda: our_read(event_id, last_user), 30)
-            seeds = timed(lambda: seed_read(event_id, last_user), 5)
+            ours = timed(lambda e=event_id, u=last_user: our_read(e, u), 30)
+            seeds = timed(lambda e=event_id, u=last_user: seed_read(e, u), 5)
             rows.append((name, f"{length:,}", f"{ours * 1e3:.2f}", f"{seeds * 1e3:.1f}",
                          f"{seeds / ours:.0f}x"))
         db.session.remove()
@@ -112,7 +112,8 @@ def bench_rush(name: str, url: str, folder: str, rows: list, joins: int = 2000, 
     app = make_app(url, folder)
     with app.app_context():
         db.session.execute(insert(User), [
-            {"name": f"r{i}", "email": f"r{i}@bench.example", "password_hash": "x", "created_at": NOW}
+            {"name": f"r{i}", "email": f"r{i}@bench.example", "password_hash": "x",
+             "created_at": NOW}
             for i in range(joins + 1)])
         event = Event(organizer_id=1, name="Rush", description="", location="Here",
                       starts_at=NOW + timedelta(days=1), price_pence=1000, total_tickets=100)

@@ -176,9 +176,9 @@ def recount(event_id: int) -> dict:
         counts["invariants"] = "hold"
     except AssertionError as error:
         counts["invariants"] = f"FAILED: {error}"
-    counts["paid_sessions"] = db.session.scalar(select(func.count()).select_from(CheckoutSession)
-                                                .where(CheckoutSession.event_id == event_id,
-                                                       CheckoutSession.status == CheckoutStatus.PAID))
+    counts["paid_sessions"] = db.session.scalar(
+        select(func.count()).select_from(CheckoutSession)
+        .where(CheckoutSession.event_id == event_id, CheckoutSession.status == CheckoutStatus.PAID))
     return counts
 
 

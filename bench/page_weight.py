@@ -33,7 +33,8 @@ def measure() -> list[tuple[str, int, int]]:
         fragment = client.get(f"/events/{event.id}/status").data
     rows = [(name, len(data), len(gzip.compress(data))) for name, data in parts]
     rows.append(("page total (HTML + CSS + JS)", sum(r[1] for r in rows), sum(r[2] for r in rows)))
-    rows.append(("status fragment (each changed poll)", len(fragment), len(gzip.compress(fragment))))
+    rows.append(("status fragment (each changed poll)", len(fragment),
+                 len(gzip.compress(fragment))))
     return rows
 
 

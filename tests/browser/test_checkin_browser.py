@@ -14,7 +14,12 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.pages import sign_in
 from tests.support.seeding import (
-    event_words, new_person, seed, ticket_words, unique, user_words,
+    event_words,
+    new_person,
+    seed,
+    ticket_words,
+    unique,
+    user_words,
 )
 
 pytestmark = pytest.mark.browser

@@ -18,7 +18,12 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.pages import browser_for
 from tests.support.seeding import (
-    Person, event_words, new_person, publish_event, seed, ticket_words,
+    Person,
+    event_words,
+    new_person,
+    publish_event,
+    seed,
+    ticket_words,
 )
 from tests.support.web_user import Answers, WebUser
 

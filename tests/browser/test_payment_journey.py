@@ -70,7 +70,8 @@ def pay(page: Page) -> None:
     page.get_by_role("button", name="Pay £12.50").click()
     page.wait_for_url(SUCCESS_PAGE)
     expect(page.locator("#payment-result")).to_have_attribute("data-status", "paid")
-    expect(page.locator("#payment-result")).to_contain_text("Payment complete — your ticket is ready.")
+    expect(page.locator("#payment-result")).to_contain_text(
+        "Payment complete — your ticket is ready.")
 
 
 def expect_valid_ticket(page: Page) -> int:
