@@ -31,7 +31,7 @@ from bench.queues import NOW, build_queue, make_app
 from bench.tables import table
 from extensions import db
 from models import Event, OutboxItem, Ticket, TicketStatus, User, WaitingListEntry
-from services import outbox, queue
+from services import outbox, queue, queue_reads
 from tests.support.invariants import assert_queue_invariants
 from tests.support.postgres import postgres_server
 from tests.support.workers import run_threads
@@ -51,8 +51,8 @@ def timed(fn, repeat: int) -> float:
 
 def our_read(event_id: int, user_id: int):
     event = db.session.get(Event, event_id)
-    queue.availability(event, now=NOW)
-    status = queue.queue_status(event_id=event_id, user_id=user_id, now=NOW)
+    queue_reads.availability(event, now=NOW)
+    status = queue_reads.queue_status(event_id=event_id, user_id=user_id, now=NOW)
     db.session.rollback()
     return status.position
 

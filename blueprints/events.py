@@ -51,13 +51,13 @@ def _refreshed(event, moment, clock=None):
     Rare (the deadline task normally gets there first), and done once: the readers after
     this one find nothing stale.
     """
-    clock = clock or queue.event_clock(event.id)
+    clock = clock or queue_reads.event_clock(event.id)
     if clock.has_stale_offers(moment):
         try:
             queue.refresh_event(event_id=event.id, now=moment)
         except ServiceError:
             return event, clock  # busy: the stale offers are still shown as expired
-        event, clock = events.get_event(event.id), queue.event_clock(event.id)
+        event, clock = events.get_event(event.id), queue_reads.event_clock(event.id)
     return event, clock
 
 
@@ -77,18 +77,18 @@ def status_context(event, *, error: str | None = None, moment=None, clock=None) 
     user_id = current_user.id if current_user.is_authenticated else None
     status = None
     if user_id is not None:
-        status = queue.queue_status(event_id=event.id, user_id=user_id, now=moment)
+        status = queue_reads.queue_status(event_id=event.id, user_id=user_id, now=moment)
     final = event.is_cancelled or event.is_past(moment)
     return {
         "event": event,
-        "availability": queue.availability(event, now=moment, clock=clock),
+        "availability": queue_reads.availability(event, now=moment, clock=clock),
         "status": status,
         "is_past": event.is_past(moment),
         "error": error,
         # Someone not signed in only watches the shared remaining-tickets fragment, whose
         # cadence is the same for all (it may come from a proxy's cache).
         "poll_seconds": None if final else (
-            queue.poll_seconds(status) if user_id is not None else queue_reads.POLL_WATCHING),
+            queue_reads.poll_seconds(status) if user_id is not None else queue_reads.POLL_WATCHING),
         "etag": clock.fingerprint(user_id=user_id, now=moment),
     }
 
@@ -115,8 +115,9 @@ def status(event_id: int):
     written. Changed: the widget, rendered afresh.
     """
     moment = now()
-    cached = queue.cached_event_clock(event_id, max_age=current_app.config["STATUS_CLOCK_MAX_AGE"])
-    clock = cached or queue.event_clock(event_id)
+    max_age = current_app.config["STATUS_CLOCK_MAX_AGE"]
+    cached = queue_reads.cached_event_clock(event_id, max_age=max_age)
+    clock = cached or queue_reads.event_clock(event_id)
     if clock is None:
         raise NotFound("We couldn't find that event.")
     if not clock.has_stale_offers(moment):
@@ -142,7 +143,7 @@ def availability(event_id: int):
     public caching, so a reverse proxy or CDN answers most of these (deploy/nginx/)."""
     moment = now()
     event, clock = _refreshed(events.get_event(event_id), moment)
-    seats = queue.availability(event, now=moment, clock=clock)
+    seats = queue_reads.availability(event, now=moment, clock=clock)
     final = event.is_cancelled or event.is_past(moment)
     etag = "-".join(str(part) for part in (
         event.id, seats.total, seats.sold, seats.reserved, int(event.is_cancelled),

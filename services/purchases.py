@@ -29,7 +29,7 @@ from models import (
     User,
     WaitingListEntry,
 )
-from services import NotFound, ServiceError, payments, queue
+from services import NotFound, ServiceError, payments, queue, queue_reads
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def platform_fee(amount_pence: int) -> int:
 
 
 def _live_offer(event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
-    status = queue.queue_status(event_id=event_id, user_id=user_id, now=now)
+    status = queue_reads.queue_status(event_id=event_id, user_id=user_id, now=now)
     if status.status != "offered":
         raise PurchaseError("You don't hold a ticket offer for this event any more. "
                             "Join the waiting list to get one.")

@@ -46,22 +46,7 @@ from models import (
 )
 from services import Busy, Forbidden, NotFound, ServiceError, notifications, outbox
 from services.locking import UnitOfWork, lock_event
-from services.queue_reads import (  # noqa: F401 (the reads are part of the queue's API)
-    Availability,
-    QueueStatus,
-    active_entry,
-    availability,
-    block_of,
-    cached_event_clock,
-    estimated_wait,
-    event_clock,
-    forget_event_clock,
-    latest_entry,
-    live_ticket,
-    poll_seconds,
-    position,
-    queue_status,
-)
+from services.queue_reads import active_entry, block_of, forget_event_clock, live_ticket
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from sqlalchemy import Date, and_, func, or_, select
 
 from extensions import db
 from models import EntryStatus, Event, Ticket, TicketStatus, User, WaitingListEntry
-from services import queue
+from services import queue_reads
 from services.purchases import platform_fee
 
 
@@ -33,7 +33,7 @@ class EventFigures:
     checked_in: int
     gross_pence: int  # what the live tickets were sold for
     fee_pence: int  # the platform fee, rounded half up per ticket
-    remaining: int  # what buyers see as left (``queue.availability``): 0 once cancelled
+    remaining: int  # what buyers see as left (``queue_reads.availability``): 0 once cancelled
 
     @property
     def net_pence(self) -> int:
@@ -83,7 +83,7 @@ def figures_of(events: list[Event], *, now: datetime) -> list[EventFigures]:
             event=event, capacity=event.total_tickets, sold=sold[event.id],
             live_offers=offers[event.id], waiting=waiting[event.id], checked_in=used[event.id],
             gross_pence=gross[event.id], fee_pence=fees[event.id],
-            remaining=queue.availability(event, now=now).remaining,
+            remaining=queue_reads.availability(event, now=now).remaining,
         )
         for event in events
     ]

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from extensions import db
-from services import queue
+from services import queue_reads
 from tests.support.factories import make_event, make_user, utc
 from tests.support.invariants import assert_queue_invariants
 from tests.support.workers import process_worker, random_jobs, run_threads
@@ -33,7 +33,7 @@ def test_a_rush_of_joins_offers_exactly_the_capacity_and_queues_the_rest(any_db_
     counts = assert_queue_invariants(event.id)
     assert (counts["offered"], counts["waiting"]) == (5, 35)
     positions = sorted(
-        queue.queue_status(event_id=event.id, user_id=u.id, now=T0).position for u in users
+        queue_reads.queue_status(event_id=event.id, user_id=u.id, now=T0).position for u in users
     )
     assert positions == list(range(1, 41))
 
@@ -116,7 +116,7 @@ def test_500_buyers_in_4_processes_then_racing_purchases_and_releases(any_db_app
     assert statuses == {"offered": 50, "waiting": 450}
     assert_queue_invariants(event.id)
     db.session.rollback()
-    positions = sorted(queue.queue_status(event_id=event.id, user_id=u.id, now=T0).position
+    positions = sorted(queue_reads.queue_status(event_id=event.id, user_id=u.id, now=T0).position
                        for u in users)
     assert positions == list(range(1, 501))  # no gaps, no duplicates
 
@@ -130,8 +130,8 @@ def test_500_buyers_in_4_processes_then_racing_purchases_and_releases(any_db_app
     assert len(sold) == counts["sold"] <= 50
     assert counts["sold"] + counts["offered"] <= 50
     active = [u for u in users
-              if queue.queue_status(event_id=event.id, user_id=u.id, now=later).status
+              if queue_reads.queue_status(event_id=event.id, user_id=u.id, now=later).status
               in ("waiting", "offered")]
-    positions = sorted(queue.queue_status(event_id=event.id, user_id=u.id, now=later).position
+    positions = sorted(queue_reads.queue_status(event_id=event.id, user_id=u.id, now=later).position
                        for u in active)
     assert positions == list(range(1, len(active) + 1))

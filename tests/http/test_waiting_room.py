@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from services import queue
+from services import queue, queue_reads
 from tests.support.factories import make_event, make_user
 
 
@@ -49,9 +49,10 @@ def test_an_unchanged_poll_is_a_304_that_sets_no_cookie(client, event, waiter):
 
 def test_a_change_anywhere_in_the_line_answers_the_poll_with_the_new_widget(client, event, waiter):
     first = client.get(f"/events/{event.id}/status")
-    ahead = queue.queue_status(event_id=event.id, user_id=waiter.id, now=datetime.now(timezone.utc))
+    ahead = queue_reads.queue_status(event_id=event.id, user_id=waiter.id,
+                                     now=datetime.now(timezone.utc))
     assert ahead.position == 2
-    holder = queue.latest_entry(event_id=event.id, user_id=waiter.id - 1)
+    holder = queue_reads.latest_entry(event_id=event.id, user_id=waiter.id - 1)
     queue.release(event_id=event.id, user_id=holder.user_id, now=datetime.now(timezone.utc))
     changed = client.get(f"/events/{event.id}/status",
                          headers={"If-None-Match": first.headers["ETag"]})

@@ -12,15 +12,13 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from services import ServiceError
+from services import ServiceError, queue, queue_reads
 
 # Outcomes a user may legitimately meet under load; anything else is a failure.
 EXPECTED = (ServiceError,)
 
 
 def run_action(action: str, event_id: int, user_id: int, now: datetime) -> str:
-    from services import queue
-
     try:
         if action == "join":
             return queue.join_queue(event_id=event_id, user_id=user_id, now=now).status
@@ -29,7 +27,7 @@ def run_action(action: str, event_id: int, user_id: int, now: datetime) -> str:
         if action == "expire":
             return f"expired {queue.expire_offers(now=now)}"
         if action == "buy":
-            entry = queue.latest_entry(event_id=event_id, user_id=user_id)
+            entry = queue_reads.latest_entry(event_id=event_id, user_id=user_id)
             if entry is None:
                 return "no entry"
             ticket = queue.complete_purchase(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services import events, purchases, queue
+from services import events, purchases, queue, queue_reads
 from tests.support.factories import make_event, make_user, utc
 
 T0 = utc(2030, 1, 1, 12)
@@ -21,7 +21,7 @@ def test_each_transition_is_recorded_with_who_did_it(any_db_app):
     queue.join_queue(event_id=event.id, user_id=ann.id, now=T0)
     queue.join_queue(event_id=event.id, user_id=bob.id, now=T0 + timedelta(minutes=1))
     queue.release(event_id=event.id, user_id=ann.id, now=T0 + timedelta(minutes=2))
-    entry = queue.latest_entry(event_id=event.id, user_id=bob.id)
+    entry = queue_reads.latest_entry(event_id=event.id, user_id=bob.id)
     ticket = queue.complete_purchase(entry_id=entry.id, user_id=bob.id, payment_reference="pi_1",
                                      amount_pence=1250, now=T0 + timedelta(minutes=3))
     purchases.refund_ticket(ticket_id=ticket.id, organizer_id=organizer.id,

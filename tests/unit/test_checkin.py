@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuditEntry, Ticket
-from services import queue, tickets
+from services import queue, queue_reads, tickets
 from services.tickets import CheckInOutcome, check_in, door_tally, token_for
 from tests.support.factories import make_event, make_user, utc
 from tests.support.invariants import assert_queue_invariants
@@ -87,7 +87,7 @@ def test_checking_in_changes_no_availability_a_used_ticket_is_still_sold(app_db)
     check_in(event_id=event.id, token=token_for(ticket), now=DOORS)
     counts = assert_queue_invariants(event.id)
     assert counts["sold"] == 1
-    assert queue.availability(db.session.get(type(event), event.id), now=DOORS).remaining == 1
+    assert queue_reads.availability(db.session.get(type(event), event.id), now=DOORS).remaining == 1
 
 
 def test_a_pasted_token_with_spaces_around_it_still_admits(app_db):

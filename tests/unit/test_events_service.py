@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Event
-from services import Forbidden, queue
+from services import Forbidden, queue, queue_reads
 from services.events import (
     EventDetails,
     EventError,
@@ -180,7 +180,7 @@ def test_capacity_can_drop_to_exactly_the_tickets_sold(app):
     update_event(event_id=event.id, organizer_id=event.organizer_id,
                  details=details(total_tickets=3), now=NOW)
 
-    availability = queue.availability(db.session.get(Event, event.id), now=NOW)
+    availability = queue_reads.availability(db.session.get(Event, event.id), now=NOW)
     assert (availability.total, availability.sold, availability.remaining) == (3, 3, 0)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import tasks
 from models import Ticket
-from services import events, purchases, queue
+from services import events, purchases, queue, queue_reads
 from tests.support.factories import make_event, make_user
 from tests.support.ports import free_port
 
@@ -56,12 +56,12 @@ def test_expiry_purchase_refund_and_cancellation_each_email_once(app):
     first = queue.join_queue(event_id=event.id, user_id=ann.id, now=NOW)
     queue.join_queue(event_id=event.id, user_id=bob.id, now=NOW)
     queue.expire_offers(now=NOW + timedelta(minutes=31))  # Ann's lapses, Bob is offered
-    bob_entry = queue.latest_entry(event_id=event.id, user_id=bob.id)
+    bob_entry = queue_reads.latest_entry(event_id=event.id, user_id=bob.id)
     ticket = buy(bob_entry)
     queue.join_queue(event_id=event.id, user_id=cat.id, now=NOW + timedelta(minutes=32))
     purchases.refund_ticket(ticket_id=ticket.id, organizer_id=organizer.id,
                             now=NOW + timedelta(minutes=33))  # Cat is offered Bob's seat
-    cat_entry = queue.latest_entry(event_id=event.id, user_id=cat.id)
+    cat_entry = queue_reads.latest_entry(event_id=event.id, user_id=cat.id)
     cat_ticket = buy(cat_entry)
     events.cancel_event(event_id=event.id, organizer_id=organizer.id,
                         now=NOW + timedelta(minutes=34))

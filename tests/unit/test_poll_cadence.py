@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services import queue
+from services import queue, queue_reads
 from services.queue_reads import (
     POLL_FAST,
     POLL_JITTER,
@@ -80,7 +80,7 @@ def test_a_real_queue_gives_its_waiters_their_cadence(app, ahead):
         queue.join_queue(event_id=event.id, user_id=make_user().id, now=NOW + timedelta(seconds=i))
     me, later = make_user(), NOW + timedelta(seconds=ahead + 1)  # the offer is still live
     queue.join_queue(event_id=event.id, user_id=me.id, now=later)
-    status = queue.queue_status(event_id=event.id, user_id=me.id, now=later)
+    status = queue_reads.queue_status(event_id=event.id, user_id=me.id, now=later)
     assert status.waiting_ahead == ahead
     seconds = poll_seconds(status, rng=FIXED)
     if ahead == 0:

@@ -12,7 +12,7 @@ import pytest
 
 from extensions import db
 from models import EndReason, EntryStatus, Event, WaitingListEntry
-from services import Forbidden, NotFound, events, queue
+from services import Forbidden, NotFound, events, queue, queue_reads
 from services.events import EventDetails, EventError
 from tests.support.factories import make_event, make_user, utc
 from tests.support.invariants import assert_queue_invariants
@@ -35,7 +35,7 @@ def join(event, user, at=T0):
 
 
 def status_of(event, user, at=T0):
-    return queue.queue_status(event_id=event.id, user_id=user.id, now=at)
+    return queue_reads.queue_status(event_id=event.id, user_id=user.id, now=at)
 
 
 def buy(entry, at=T0, ref=None):
@@ -60,7 +60,7 @@ def test_first_buyer_is_offered_a_ticket_at_once_with_a_30_minute_hold(app_db):
     assert entry.offer_expires_at == T0 + OFFER
     status = status_of(event, ann)
     assert (status.status, status.position, status.offer_expires_at) == ("offered", 1, T0 + OFFER)
-    a = queue.availability(reload(event), now=T0)
+    a = queue_reads.availability(reload(event), now=T0)
     assert (a.total, a.sold, a.reserved, a.remaining, a.sold_out) == (2, 0, 1, 1, False)
     assert_queue_invariants(event.id)
 
@@ -74,7 +74,7 @@ def test_buyers_beyond_capacity_wait_in_join_order(app_db):
     assert status_of(event, bob).position == 2
     assert status_of(event, cat).position == 3
     assert status_of(event, cat).people_ahead == 2
-    assert queue.availability(reload(event), now=T0).sold_out
+    assert queue_reads.availability(reload(event), now=T0).sold_out
     assert_queue_invariants(event.id)
 
 
@@ -132,7 +132,7 @@ def test_an_offer_past_its_deadline_reads_as_expired_before_any_worker_runs(app_
     deadline = T0 + OFFER
     assert status_of(event, ann, at=deadline - timedelta(seconds=1)).status == "offered"
     assert status_of(event, ann, at=deadline).status == "expired"
-    a = queue.availability(reload(event), now=deadline)
+    a = queue_reads.availability(reload(event), now=deadline)
     assert (a.reserved, a.remaining) == (0, 1)
     # Nothing was written by reading.
     assert db.session.get(WaitingListEntry, 1).status == EntryStatus.OFFERED
@@ -230,7 +230,7 @@ def test_purchase_turns_a_live_offer_into_a_ticket(app_db):
     assert (ticket.status, ticket.amount_pence, ticket.user_id) == ("valid", 1250, ann.id)
     assert status_of(event, ann).status == "purchased"
     assert status_of(event, bob).status == "waiting"
-    a = queue.availability(reload(event), now=T0)
+    a = queue_reads.availability(reload(event), now=T0)
     assert (a.sold, a.reserved, a.remaining) == (1, 0, 0)
     assert_queue_invariants(event.id)
 
@@ -313,5 +313,5 @@ def test_cancelling_an_event_ends_its_queue(app_db):
     for user in (ann, bob):
         status = status_of(event, user)
         assert (status.status, status.end_reason) == ("expired", EndReason.EVENT_CANCELLED)
-    assert queue.availability(reload(event), now=T0).remaining == 0
+    assert queue_reads.availability(reload(event), now=T0).remaining == 0
     assert_queue_invariants(event.id)

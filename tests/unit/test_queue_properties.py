@@ -8,7 +8,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services import ServiceError, events, queue
+from services import ServiceError, events, queue, queue_reads
 from services.events import EventDetails
 from tests.support.factories import make_event, make_user, utc
 from tests.support.invariants import assert_queue_invariants
@@ -37,7 +37,7 @@ def test_every_sequence_keeps_the_invariants(any_db_app, steps, capacity):
             elif action == "release":
                 queue.release(event_id=event.id, user_id=user.id, now=now)
             elif action == "buy":
-                entry = queue.latest_entry(event_id=event.id, user_id=user.id)
+                entry = queue_reads.latest_entry(event_id=event.id, user_id=user.id)
                 if entry is not None:
                     queue.complete_purchase(entry_id=entry.id, user_id=user.id,
                                             payment_reference=f"p{entry.id}",
