@@ -8,15 +8,11 @@ import pytest
 
 from models import WaitingListEntry
 from tests.support.factories import make_event, make_user
+from tests.support.html import hook
 
 HX = {"HX-Request": "true"}
 
 
-def hook(html: str, element_id: str) -> dict:
-    """The data-* attributes of the element with ``element_id``."""
-    match = re.search(rf'<[^>]*id="{element_id}"([^>]*)>', html, re.S)
-    assert match, f"no #{element_id} in the page"
-    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', match.group(1)))
 
 
 @pytest.fixture

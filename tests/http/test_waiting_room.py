@@ -4,19 +4,13 @@ private."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 import pytest
 
 from services import queue, queue_reads
 from tests.support.factories import make_event, make_user
-
-
-def hook(html: str, element_id: str) -> dict:
-    match = re.search(rf'<[^>]*id="{element_id}"([^>]*)>', html, re.S)
-    assert match, f"no #{element_id}"
-    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', match.group(1)))
+from tests.support.html import hook
 
 
 @pytest.fixture

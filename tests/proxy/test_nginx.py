@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from tests.support.html import hook
 from tests.support.live_server import REPO
 from tests.support.nginx import running_nginx
 from tests.support.seeding import publish_event
@@ -31,11 +32,6 @@ REFRESHED = {"EXPIRED", "REVALIDATED", "MISS"}
 REFRESH_TIMEOUT = 20.0
 
 
-def hooks(html: str, element_id: str) -> dict:
-    """The data-* attributes of the element with ``element_id``."""
-    match = re.search(rf'<[^>]*\bid="{element_id}"([^>]*)>', html, re.DOTALL)
-    assert match, f"no #{element_id} in {html[:300]!r}"
-    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', match.group(1)))
 
 
 def availability_path(event_id: int) -> str:
@@ -65,7 +61,7 @@ def test_the_availability_fragment_is_one_cached_answer_for_everyone(site):
     assert "public" in caching
     assert 1 <= int(re.search(r"max-age=(\d+)", caching).group(1)) <= 5, caching
     assert from_the_app.headers.get("ETag")
-    assert hooks(from_the_app.text, "availability")["remaining"] == "5"
+    assert hook(from_the_app.text, "availability")["remaining"] == "5"
 
     # An anonymous visitor fills the cache; a signed-in buyer then gets the same answer from
     # it, with no cookie: nobody's session is handed out or replaced.
@@ -95,7 +91,7 @@ def test_the_cached_fragment_catches_up_once_its_max_age_has_passed(site):
     event_id, (buyer,) = publish_event(site.app, "buyer", capacity=5)
     url = site.proxy.url + availability_path(event_id)
     cached = until_cached(lambda: requests.get(url, timeout=10))
-    assert hooks(cached.text, "availability")["remaining"] == "5"
+    assert hook(cached.text, "availability")["remaining"] == "5"
 
     # A ticket is offered: within a few seconds everyone polling sees one fewer left.
     (user,) = signed_in(site.proxy.url, [buyer], Answers())
@@ -105,7 +101,7 @@ def test_the_cached_fragment_catches_up_once_its_max_age_has_passed(site):
     while time.monotonic() < deadline:
         response = requests.get(url, timeout=10)
         seen.append(response.headers.get("X-Cache-Status"))
-        if hooks(response.text, "availability")["remaining"] == "4":
+        if hook(response.text, "availability")["remaining"] == "4":
             break
         time.sleep(0.2)
     else:
@@ -158,7 +154,7 @@ def test_a_shared_answer_that_sets_a_cookie_is_neither_stored_nor_passed_on(tmp_
 
 
 def own_status(response: requests.Response) -> tuple[str, str | None]:
-    status = hooks(response.text, "queue-status")
+    status = hook(response.text, "queue-status")
     return status["status"], status.get("position")
 
 
@@ -231,7 +227,7 @@ def test_pages_are_never_cached_for_anyone(site):
     for visit in visits:
         assert visit.status_code == 200
         assert "X-Cache-Status" not in visit.headers
-        assert hooks(visit.text, "queue-status")["status"] == "none"
+        assert hook(visit.text, "queue-status")["status"] == "none"
     cookies = [visit.headers.get("Set-Cookie") for visit in visits]
     handed_out = [cookie for cookie in cookies if cookie]
     assert len(set(handed_out)) == len(handed_out), handed_out
