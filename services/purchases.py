@@ -53,7 +53,7 @@ def platform_fee(amount_pence: int) -> int:
 
 def _live_offer(event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
     status = queue_reads.queue_status(event_id=event_id, user_id=user_id, now=now)
-    if status.status != "offered":
+    if status.status != queue_reads.ViewerStatus.OFFERED:
         raise PurchaseError("You don't hold a ticket offer for this event any more. "
                             "Join the waiting list to get one.")
     return status.entry

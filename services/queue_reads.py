@@ -68,11 +68,21 @@ def availability(event: Event, *, now: datetime, clock: EventClock | None = None
     return Availability(event.total_tickets, event.sold_count, live_offers, remaining)
 
 
+class ViewerStatus:
+    """What ``#queue-status``'s ``data-status`` says of a viewer (../shared/CONTRACT.md)."""
+
+    NONE = "none"
+    WAITING = EntryStatus.WAITING
+    OFFERED = EntryStatus.OFFERED
+    PURCHASED = "purchased"
+    EXPIRED = "expired"
+
+
 @dataclass(frozen=True)
 class QueueStatus:
     """What one user sees of their place in one event's queue."""
 
-    status: str  # none | waiting | offered | purchased | expired
+    status: str  # a ViewerStatus
     entry: WaitingListEntry | None = None
     position: int | None = None
     offer_expires_at: datetime | None = None
@@ -197,12 +207,12 @@ def poll_seconds(status: QueueStatus | None, *, rng: random.Random | None = None
     not with the length of the line, so the poll rate a whole line demands follows the rate
     tickets come back.
     """
-    state = status.status if status is not None else "none"
-    if state == "purchased":
+    state = status.status if status is not None else ViewerStatus.NONE
+    if state == ViewerStatus.PURCHASED:
         return None
-    if state == "offered":
+    if state == ViewerStatus.OFFERED:
         base = POLL_FAST
-    elif state == "waiting":
+    elif state == ViewerStatus.WAITING:
         if status.estimated_wait is not None:
             low, high = status.estimated_wait
             expected = (low + high) / 2 * 60
@@ -284,26 +294,26 @@ def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
     """The user's status for the event, treating an offer past its deadline as expired."""
     ticket = live_ticket(event_id=event_id, user_id=user_id)
     if ticket is not None:
-        return QueueStatus("purchased", ticket=ticket)
+        return QueueStatus(ViewerStatus.PURCHASED, ticket=ticket)
     entry = latest_entry(event_id=event_id, user_id=user_id)
     if entry is None:
-        return QueueStatus("none")
+        return QueueStatus(ViewerStatus.NONE)
     if entry.status == EntryStatus.WAITING:
         place = position(entry)
-        return QueueStatus("waiting", entry=entry, position=place,
+        return QueueStatus(ViewerStatus.WAITING, entry=entry, position=place,
                            estimated_wait=estimated_wait(entry, now=now, place=place),
                            waiting_ahead=max(0, place - 1 - entry.event.offered_count))
     if entry.status == EntryStatus.OFFERED:
         if entry.offer_expires_at > now:
             return QueueStatus(
-                "offered", entry=entry, position=position(entry),
+                ViewerStatus.OFFERED, entry=entry, position=position(entry),
                 offer_expires_at=entry.offer_expires_at,
             )
-        return QueueStatus("expired", entry=entry, end_reason=EndReason.OFFER_EXPIRED)
+        return QueueStatus(ViewerStatus.EXPIRED, entry=entry, end_reason=EndReason.OFFER_EXPIRED)
     if entry.status == EntryStatus.PURCHASED:
         # The ticket was refunded or cancelled since: the user may queue again.
-        return QueueStatus("expired", entry=entry, end_reason=entry.end_reason)
-    return QueueStatus("expired", entry=entry, end_reason=entry.end_reason)
+        return QueueStatus(ViewerStatus.EXPIRED, entry=entry, end_reason=entry.end_reason)
+    return QueueStatus(ViewerStatus.EXPIRED, entry=entry, end_reason=entry.end_reason)
 
 
 def active_entry(event_id: int, user_id: int) -> WaitingListEntry | None:
