@@ -23,6 +23,7 @@ raises ``PendingChanges`` rather than silently discarding them (after pretix's
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import select
@@ -48,9 +49,22 @@ def begin_write() -> None:
         session.rollback()  # end the earlier read, so the lock comes first
 
 
+@contextmanager
+def busy_on_lock_timeout():
+    """A lock that could not be had in time is ``Busy`` ("try again"), never a 500; the
+    transaction is rolled back either way."""
+    try:
+        yield
+    except OperationalError as error:
+        db.session.rollback()
+        if is_lock_timeout(error):
+            raise Busy() from error
+        raise
+
+
 def lock_event(event_id: int) -> Event:
     """Lock the event row for the rest of this transaction (see the module docstring)."""
-    try:
+    with busy_on_lock_timeout():
         connection = db.session.connection()
         if connection.dialect.name == "sqlite":
             dbapi = connection.connection.dbapi_connection
@@ -62,11 +76,6 @@ def lock_event(event_id: int) -> Event:
             .with_for_update()
             .execution_options(populate_existing=True)
         ).scalar_one_or_none()
-    except OperationalError as error:
-        db.session.rollback()
-        if is_lock_timeout(error):
-            raise Busy() from error
-        raise
     if event is None:
         db.session.rollback()
         raise NotFound("We couldn't find that event.")
@@ -96,15 +105,10 @@ class UnitOfWork:
         if exc_type is not None:
             db.session.rollback()
             return False
-        try:
+        with busy_on_lock_timeout():
             self.before_commit()
             handovers = outbox.take_new(now=self.now)
             db.session.commit()
-        except OperationalError as error:
-            db.session.rollback()
-            if is_lock_timeout(error):
-                raise Busy() from error
-            raise
         self.after_commit()
         outbox.relay_new(handovers, now=self.now)
         return False

@@ -9,12 +9,11 @@ import segno
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import case, func, select, update
-from sqlalchemy.exc import OperationalError
 
 from extensions import db
 from models import AuditAction, AuditEntry, Event, Ticket, TicketStatus
-from services import Busy, NotFound, ServiceError, is_lock_timeout
-from services.locking import begin_write
+from services import NotFound, ServiceError
+from services.locking import begin_write, busy_on_lock_timeout
 
 
 class TokenError(ServiceError):
@@ -136,7 +135,7 @@ def check_in(*, event_id: int, token: str, now: datetime,
     # The UPDATE must open its transaction: a SQLite transaction that has already read
     # can't wait for the write lock, it fails with "database is locked".
     begin_write()
-    try:
+    with busy_on_lock_timeout():
         changed = db.session.execute(
             update(Ticket)
             .where(Ticket.id == ticket_id, Ticket.event_id == event_id,
@@ -151,11 +150,6 @@ def check_in(*, event_id: int, token: str, now: datetime,
                 actor_id=actor_id, ticket_id=ticket_id, reason="", created_at=now,
             ))
         db.session.commit()
-    except OperationalError as error:
-        db.session.rollback()
-        if is_lock_timeout(error):
-            raise Busy() from error
-        raise
     ticket = db.session.get(Ticket, ticket_id, populate_existing=True)
     tally = door_tally(event_id)
     if changed == 1:
