@@ -437,10 +437,9 @@ def _ticket_for_payment(payment_reference: str) -> Ticket | None:
     return db.session.scalar(select(Ticket).where(Ticket.payment_reference == payment_reference))
 
 
-def close_queue(event: Event, *, now: datetime, actor_id: int | None = None) -> list[int]:
+def close_queue(event: Event, *, now: datetime, actor_id: int | None = None) -> None:
     """A cancelled event: end every waiting and offered entry and refund every live ticket
-    (caller holds the lock; the money goes back by outbox tasks). Returns the refunded
-    tickets' ids."""
+    (caller holds the lock; the money goes back by outbox tasks)."""
     active = list(db.session.scalars(
         select(WaitingListEntry).where(
             WaitingListEntry.event_id == event.id,
@@ -455,4 +454,3 @@ def close_queue(event: Event, *, now: datetime, actor_id: int | None = None) -> 
     for ticket in tickets:
         _free_seat(event, ticket, TicketStatus.REFUNDED, now=now, actor_id=actor_id,
                    reason="event cancelled")
-    return [ticket.id for ticket in tickets]
