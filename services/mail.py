@@ -13,8 +13,6 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
 
-from services.urls import absolute_url  # noqa: F401  (links in emails live on BASE_URL)
-
 # A mailbox whose local part is not ASCII can only travel as SMTPUTF8.
 _UTF8_POLICY = policy.default.clone(utf8=True)
 

@@ -12,6 +12,7 @@ import logging
 from extensions import db
 from models import AuditAction, Ticket, WaitingListEntry
 from services import mail
+from services.urls import absolute_url
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def send(kind: str, object_id: int) -> str:
         ticket = db.session.get(Ticket, object_id)
         user, event = ticket.user, ticket.event
         context = {"ticket": ticket,
-                   "ticket_url": mail.absolute_url("tickets.show", ticket_id=ticket.id)}
+                   "ticket_url": absolute_url("tickets.show", ticket_id=ticket.id)}
     else:
         entry = db.session.get(WaitingListEntry, object_id)
         user, event = entry.user, entry.event
@@ -66,7 +67,7 @@ def send(kind: str, object_id: int) -> str:
         to=mail.recipient(user.name, user.email),
         subject=_SUBJECTS[kind].format(event=event.name),
         template=kind, key=key, user=user, event=event,
-        event_url=mail.absolute_url("events.show", event_id=event.id), **context,
+        event_url=absolute_url("events.show", event_id=event.id), **context,
     )
     mail.deliver(message, key=key)
     return key
