@@ -12,6 +12,8 @@ import re
 import secrets
 from pathlib import Path
 
+from services import timezones
+
 PROJECT_DIR = Path(__file__).resolve().parent
 
 _QUEUE_JOIN_LIMIT_RE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?\w+\s*$")
@@ -95,6 +97,11 @@ def load_config(environ=os.environ) -> dict:
     if not _QUEUE_JOIN_LIMIT_RE.match(join_limit):
         raise RuntimeError(
             f"QUEUE_JOIN_LIMIT must look like '3 per 30 minutes', got {join_limit!r}")
+    default_zone = environ.get("DEFAULT_TIMEZONE") or "Europe/London"
+    if not timezones.is_zone(default_zone):
+        raise RuntimeError(
+            "DEFAULT_TIMEZONE must be an IANA time zone like 'Europe/London', "
+            f"got {default_zone!r}")
     workers = _int(environ, "WEB_CONCURRENCY", 1)
     if workers > 1 and not redis_url:
         # In-memory rate limits would be counted per process: refuse rather than pretend.
@@ -133,6 +140,7 @@ def load_config(environ=os.environ) -> dict:
         # (the webhook never came, a worker died mid-payment) is settled by the minute sweep.
         "PAYMENT_SETTLE_AFTER_SECONDS": _int(environ, "PAYMENT_SETTLE_AFTER_SECONDS", 120),
         "QUEUE_JOIN_LIMIT": join_limit,
+        "DEFAULT_TIMEZONE": default_zone,
         # Login attempts: per client address and per account, so neither a single
         # attacker nor a botnet aimed at one account gets unlimited guesses.
         # The status widget polls every 2 s while someone waits; this only stops runaways.

@@ -151,7 +151,37 @@ class Event(db.Model):
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     queue_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
+    # Where the event happens, as an IANA zone name: its times are shown (and typed into the
+    # event form) as wall-clock times there, and stored in UTC like every other time.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # None: a draft, seen only by its organizer.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Fair start (services/draws.py). With an on-sale time, joins before it wait in the lobby
+    # (lobby_count of them); at the on-sale the lobby is drawn into line in the order of an
+    # HMAC under ``draw_seed``, whose SHA-256 (``draw_commitment``) is published before
+    # anyone joins and the seed itself after the draw. The seed never changes once made.
+    sale_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    draw_seed: Mapped[str | None] = mapped_column(String(64))
+    draw_commitment: Mapped[str | None] = mapped_column(String(64))
+    drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    draw_size: Mapped[int | None] = mapped_column(Integer)  # lobby entries drawn: places 1..N
+    lobby_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lobby_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
     organizer: Mapped[User] = relationship(back_populates="events")
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+    @property
+    def awaits_draw(self) -> bool:
+        """An on-sale time is set and its draw has not happened: joins wait in the lobby."""
+        return self.sale_starts_at is not None and self.drawn_at is None and not self.is_cancelled
+
+    def draw_due(self, now: datetime) -> bool:
+        return self.awaits_draw and self.sale_starts_at <= now
 
     @property
     def is_cancelled(self) -> bool:
@@ -165,6 +195,15 @@ class Event(db.Model):
 
 
 class WaitingListEntry(db.Model):
+    """One person's place in one event's waiting list (or in its lobby).
+
+    ``seq`` is the join order, and so the place in line. A **lobby** entry (joined before a
+    scheduled on-sale) is ``waiting`` with a negative ``seq``: it has no place in line yet,
+    counts in ``Event.lobby_count`` rather than ``waiting_count``, and the draw gives it its
+    place (``seq`` 1..N in the draw's order). Being ``waiting``, it is covered by the
+    one-active-entry-per-person index like any other.
+    """
+
     __tablename__ = "waiting_list_entries"
     __table_args__ = (
         CheckConstraint(_in("status", EntryStatus.ALL), name="status_known"),
@@ -196,6 +235,7 @@ class WaitingListEntry(db.Model):
         Index("ix_entry_user_event", "user_id", "event_id"),
         # Estimated wait: how fast this event's offers have recently been ending.
         Index("ix_entry_offer_ended", "event_id", "ended_at", **_partial("offered_at IS NOT NULL")),
+        Index("uq_entry_event_ref", "event_id", "ref", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -208,9 +248,15 @@ class WaitingListEntry(db.Model):
     offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(20))
+    # The entry's public reference: random, naming nobody; the fair-start draw orders by it.
+    ref: Mapped[str | None] = mapped_column(String(16))
 
     event: Mapped[Event] = relationship()
     user: Mapped[User] = relationship()
+
+    @property
+    def in_lobby(self) -> bool:
+        return self.status == EntryStatus.WAITING and self.seq < 0
 
     def __repr__(self) -> str:
         return f"<Entry {self.id} event={self.event_id} user={self.user_id} {self.status}>"
@@ -346,6 +392,7 @@ class AuditAction:
     VOIDED = "voided"  # payment could not be taken; ticket cancelled
     CHECKED_IN = "checked_in"
     EVENT_CANCELLED = "event_cancelled"
+    DRAWN = "drawn"  # the lobby was drawn into line at the on-sale
 
 
 class AuditEntry(db.Model):

@@ -8,15 +8,23 @@ Forms only parse and check shape (present, a number, a date); the rules of the d
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import EmailField, PasswordField, StringField, TextAreaField, ValidationError
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, StopValidation
 
-from services import ServiceError
+from services import ServiceError, timezones
 from services.accounts import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, MIN_PASSWORD_LENGTH
 from services.events import MAX_CAPACITY, MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, detail_problems
 from services.text import text_problem
@@ -82,12 +90,12 @@ def parse_price_pence(raw: str) -> int:
     return int(amount * 100)
 
 
-def parse_event_date(raw: str) -> datetime:
+def parse_wall_clock(raw: str) -> datetime:
+    """'2026-07-03T19:30' → a naive wall-clock time (its zone is the event's)."""
     try:
-        moment = datetime.strptime((raw or "").strip(), EVENT_DATE_FORMAT)
-        return moment.replace(tzinfo=timezone.utc)
+        return datetime.strptime((raw or "").strip(), EVENT_DATE_FORMAT)
     except ValueError:
-        raise ValueError("Enter the date and time as YYYY-MM-DDTHH:MM (UTC).") from None
+        raise ValueError("Enter the date and time as YYYY-MM-DDTHH:MM.") from None
 
 
 class EventForm(SafeForm):
@@ -96,13 +104,58 @@ class EventForm(SafeForm):
     name = StringField("Event name", render_kw={"required": True, "maxlength": MAX_NAME})
     description = TextAreaField("Description", render_kw={"maxlength": MAX_DESCRIPTION})
     location = StringField("Location", render_kw={"required": True, "maxlength": MAX_LOCATION})
-    event_date = StringField("Date and time (UTC)",
+    timezone = SelectField("Time zone", choices=list(timezones.zone_names()),
+                           description="Where the event happens: its times below are "
+                                       "wall-clock times there.")
+    event_date = StringField("Date and time",
                              validators=[InputRequired("Choose when the event starts.")])
+    sale_starts_at = StringField(
+        "On-sale time (optional)",
+        description="Leave empty to open sales as soon as the event is published. With a time, "
+                    "people who arrive before it wait in a lobby and get a random place in "
+                    "line at that time (anyone can check the draw).")
     price = StringField("Price (£)", validators=[
         InputRequired("Enter a price in pounds, like 12.50 (0 for a free event).")])
     total_tickets = StringField("Number of tickets", description=f"Between 1 and {MAX_CAPACITY:,}.",
                                 validators=[InputRequired("Say how many tickets there are.")])
     image = FileField("Image (JPEG, PNG or WebP, up to 5 MB)")
+    draft = BooleanField("Save as a draft (only you can see it until you publish it)")
+
+    def __init__(self, *args, default_zone: str = timezones.UTC, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.timezone.data:  # not chosen (or a form without the field): the default
+            self.timezone.data = default_zone
+        self.repeated_times: list[str] = []  # fields whose time happens twice (clocks go back)
+
+    def _zone(self) -> str | None:
+        zone = self.timezone.data
+        return zone if timezones.is_zone(zone) else None
+
+    def _moment(self, field) -> datetime | None:
+        """The field's wall-clock time in the chosen zone, as UTC; errors on the field."""
+        try:
+            wall_clock = parse_wall_clock(field.data)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        zone = self._zone()
+        if zone is None:
+            return None  # the zone's own error says what to fix
+        try:
+            local = timezones.to_utc(wall_clock, zone)
+        except timezones.LocalTimeError as error:
+            raise ValidationError(str(error)) from None
+        if local.repeated:
+            self.repeated_times.append(field.name)
+        return local.utc
+
+    def validate_timezone(self, field):
+        if not timezones.is_zone(field.data):
+            raise ValidationError("Choose the time zone from the list, like Europe/London.")
+
+    def validate_sale_starts_at(self, field):
+        self.sale_starts = None
+        if (field.data or "").strip():
+            self.sale_starts = self._moment(field)
 
     def validate_price(self, field):
         try:
@@ -111,10 +164,7 @@ class EventForm(SafeForm):
             raise ValidationError(str(error)) from None
 
     def validate_event_date(self, field):
-        try:
-            self.starts_at = parse_event_date(field.data)
-        except ValueError as error:
-            raise ValidationError(str(error)) from None
+        self.starts_at = self._moment(field)
 
     def validate_total_tickets(self, field):
         text = (field.data or "").strip().replace(",", "")
@@ -124,14 +174,20 @@ class EventForm(SafeForm):
             raise ValidationError("That's far too many tickets.")
         self.capacity = int(text)
 
-    def validate_event(self, *, now: datetime) -> bool:
+    def validate_event(self, *, now: datetime,
+                       current_sale_starts_at: datetime | None = None) -> bool:
         """Check the shape of every field, then every domain rule, so all problems show at once."""
         valid = self.validate()
         problems = detail_problems(
+            timezone=None,  # the field's own check said it
+            sale_starts_at=(getattr(self, "sale_starts", None)
+                            if not self.sale_starts_at.errors else None),
+            current_sale_starts_at=current_sale_starts_at,
             name=self.name.data or "",
             description=self.description.data or "",
             location=self.location.data or "",
-            starts_at=getattr(self, "starts_at", None) if not self.event_date.errors else None,
+            starts_at=(getattr(self, "starts_at", None)
+                       if not self.event_date.errors else None),
             price_pence=getattr(self, "price_pence", None) if not self.price.errors else None,
             total_tickets=(getattr(self, "capacity", None)
                            if not self.total_tickets.errors else None),

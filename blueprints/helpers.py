@@ -10,6 +10,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.routing import IntegerConverter
 
 from models import CheckoutStatus, EndReason, EntryStatus, TicketStatus
+from services import timezones
 from services.text import text_problem
 from services.tickets import CheckInOutcome
 
@@ -138,12 +139,6 @@ def money(pence: int | None) -> str:
     return f"{sign}£{pounds:,}.{pennies:02d}"
 
 
-def when(moment: datetime | None) -> str:
-    """'Sat 6 Dec 2026, 19:30 UTC'."""
-    if moment is None:
-        return ""
-    moment = moment.astimezone(timezone.utc)
-    return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
 def day_label(day: date) -> str:
@@ -167,7 +162,8 @@ STATE_NAMES = {
 def register_filters(app: Flask) -> None:
     app.add_template_filter(gbp, "gbp")
     app.add_template_filter(money, "money")
-    app.add_template_filter(when, "when")
+    app.add_template_filter(timezones.when, "when")
+    app.add_template_filter(timezones.clock, "clock")
     app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(day_label, "day_label")
     app.jinja_env.globals.update(STATE_NAMES)

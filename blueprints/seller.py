@@ -15,10 +15,20 @@ from flask import (
 from flask_login import current_user, login_required
 
 from blueprints import charts
-from blueprints.forms import EVENT_DATE_FORMAT, CheckInForm, EventForm, attach_error
+from blueprints.forms import CheckInForm, EventForm, attach_error
 from blueprints.helpers import now, render_page_or_fragment, wants_fragment
 from extensions import limiter
-from services import Busy, ServiceError, events, payouts, purchases, queue, reports, tickets
+from services import (
+    Busy,
+    ServiceError,
+    events,
+    payouts,
+    purchases,
+    queue,
+    reports,
+    tickets,
+    timezones,
+)
 from services.events import EventDetails
 from services.payments import PaymentError
 from services.urls import absolute_url
@@ -52,7 +62,22 @@ def _details(form: EventForm) -> EventDetails:
         starts_at=form.starts_at,
         price_pence=form.price_pence,
         total_tickets=form.capacity,
+        timezone=form.timezone.data,
+        sale_starts_at=form.sale_starts,
     )
+
+
+def _event_form() -> EventForm:
+    return EventForm(default_zone=current_app.config["DEFAULT_TIMEZONE"])
+
+
+def _flash_repeated_times(form: EventForm, event) -> None:
+    """A wall-clock time the clocks pass twice means its first occurrence: say so."""
+    for name in form.repeated_times:
+        moment = event.starts_at if name == "event_date" else event.sale_starts_at
+        flash(f"The clocks go back around {getattr(form, name).label.text.lower()}: we took "
+              f"the first {timezones.clock(moment, event.timezone)}. Edit the event if you "
+              "meant the second.", "info")
 
 
 def _no_picture_to_count() -> bool:
@@ -78,7 +103,7 @@ def too_many_pictures(error):
     event = None
     if request.endpoint == "seller.edit_event":
         event = _owned_event(request.view_args["event_id"])
-    form = EventForm()
+    form = _event_form()
     form.image.errors = [
         f"You've uploaded a lot of pictures lately (the limit is "
         f"{current_app.config['IMAGE_UPLOAD_LIMIT']}). Please try again later, or save "
@@ -89,17 +114,22 @@ def too_many_pictures(error):
 @bp.route("/events/new", methods=["GET", "POST"])
 @picture_uploads
 def new_event():
-    form = EventForm()
+    form = _event_form()
     if form.is_submitted() and form.validate_event(now=now()):
         try:
             event = events.create_event(
                 organizer_id=current_user.id, details=_details(form),
-                image=form.image_bytes(), now=now(),
+                image=form.image_bytes(), now=now(), draft=form.draft.data,
             )
         except ServiceError as error:
             attach_error(form, error)
         else:
-            flash(f"“{event.name}” is published.", "success")
+            if event.is_published:
+                flash(f"“{event.name}” is published.", "success")
+            else:
+                flash(f"“{event.name}” is saved as a draft: only you can see it. Publish it "
+                      "when it's ready.", "success")
+            _flash_repeated_times(form, event)
             return redirect(url_for("events.show", event_id=event.id), code=303)
     status = 422 if form.is_submitted() else 200
     return render_template("seller/event_form.html", form=form, event=None), status
@@ -112,27 +142,48 @@ def edit_event(event_id: int):
     if event.is_cancelled:
         flash("This event was cancelled and can't be edited.", "error")
         return redirect(url_for("events.show", event_id=event.id), code=303)
-    form = EventForm()
+    form = _event_form()
     if not form.is_submitted():
         form.name.data = event.name
         form.description.data = event.description
         form.location.data = event.location
-        form.event_date.data = event.starts_at.strftime(EVENT_DATE_FORMAT)
+        form.timezone.data = event.timezone
+        form.event_date.data = timezones.form_value(event.starts_at, event.timezone)
+        form.sale_starts_at.data = timezones.form_value(event.sale_starts_at, event.timezone)
         form.price.data = f"{event.price_pence / 100:.2f}"
         form.total_tickets.data = str(event.total_tickets)
-    elif form.validate_event(now=now()):
+        form.draft.data = not event.is_published
+    elif form.validate_event(now=now(), current_sale_starts_at=event.sale_starts_at):
+        was_draft = not event.is_published
         try:
             event = events.update_event(
                 event_id=event.id, organizer_id=current_user.id, details=_details(form),
                 image=form.image_bytes(), now=now(),
             )
+            if not event.is_published and not form.draft.data:
+                event = events.publish_event(event_id=event.id, organizer_id=current_user.id,
+                                             now=now())
         except ServiceError as error:
             attach_error(form, error)
         else:
-            flash("Your changes are saved.", "success")
+            flash("Your changes are saved and the event is published."
+                  if was_draft and event.is_published else "Your changes are saved.", "success")
+            _flash_repeated_times(form, event)
             return redirect(url_for("events.show", event_id=event.id), code=303)
     status = 422 if form.is_submitted() else 200
     return render_template("seller/event_form.html", form=form, event=event), status
+
+
+@bp.post("/events/<int:event_id>/publish")
+def publish_event(event_id: int):
+    """A draft goes public: listed, and open to join (or to its lobby)."""
+    try:
+        event = events.publish_event(event_id=event_id, organizer_id=current_user.id, now=now())
+    except events.EventError as error:
+        flash(str(error), "error")
+        return redirect(url_for("events.show", event_id=event_id), code=303)
+    flash(f"“{event.name}” is published.", "success")
+    return redirect(url_for("events.show", event_id=event.id), code=303)
 
 
 @bp.get("/events/<int:event_id>")

@@ -11,7 +11,8 @@ from sqlalchemy import or_, select
 
 from extensions import db
 from models import AuditEntry, Event, Ticket, User
-from services import Forbidden, NotFound, ServiceError, images, queue
+from services import Forbidden, NotFound, ServiceError, draws, images, outbox, queue, timezones
+from services.locking import UnitOfWork
 from services.text import text_problem
 
 MAX_NAME = 120
@@ -35,11 +36,14 @@ class EventDetails:
     starts_at: datetime
     price_pence: int
     total_tickets: int
+    timezone: str = timezones.UTC  # an IANA name: where the event's times are wall-clock
+    sale_starts_at: datetime | None = None  # the on-sale: joins before it wait in the lobby
 
 
 def detail_problems(*, name: str, description: str, location: str, starts_at: datetime | None,
-                    price_pence: int | None, total_tickets: int | None,
-                    now: datetime) -> dict[str, str]:
+                    price_pence: int | None, total_tickets: int | None, now: datetime,
+                    timezone: str | None = timezones.UTC, sale_starts_at: datetime | None = None,
+                    current_sale_starts_at: datetime | None = None) -> dict[str, str]:
     """Every rule an event's details break, as {form field: message}; ``None`` skips a check.
 
     Returning them all lets the form show every problem at once.
@@ -69,17 +73,53 @@ def detail_problems(*, name: str, description: str, location: str, starts_at: da
         problems["price"] = "The price can be at most £10,000.00."
     if total_tickets is not None and not 1 <= total_tickets <= MAX_CAPACITY:
         problems["total_tickets"] = f"Capacity must be between 1 and {MAX_CAPACITY:,} tickets."
+    if timezone is not None and not timezones.is_zone(timezone):
+        problems["timezone"] = "Choose the time zone from the list, like Europe/London."
+    if sale_starts_at is not None and sale_starts_at != current_sale_starts_at:
+        if sale_starts_at <= now:
+            problems["sale_starts_at"] = ("The on-sale time must be in the future (leave it "
+                                          "empty to open sales on saving).")
+    if sale_starts_at is not None and starts_at is not None and sale_starts_at >= starts_at:
+        problems.setdefault("sale_starts_at", "Sales must open before the event starts.")
     return problems
 
 
-def _check(details: EventDetails, *, now: datetime) -> EventDetails:
-    problems = detail_problems(**details.__dict__, now=now)
+def _check(details: EventDetails, *, now: datetime,
+           current_sale_starts_at: datetime | None = None) -> EventDetails:
+    problems = detail_problems(**details.__dict__, now=now,
+                               current_sale_starts_at=current_sale_starts_at)
     if problems:
         field, message = next(iter(problems.items()))
         raise EventError(message, field=field)
     return EventDetails(details.name.strip(), details.description.strip(),
                         details.location.strip(), details.starts_at,
-                        details.price_pence, details.total_tickets)
+                        details.price_pence, details.total_tickets, details.timezone,
+                        details.sale_starts_at)
+
+
+def _schedule_on_sale(event: Event, *, now: datetime) -> None:
+    """An on-sale time set or moved: commit the draw's seed (once) and have a worker draw the
+    lobby at that time (a read or write after it draws too, should no worker be running)."""
+    if event.sale_starts_at is None or event.drawn_at is not None:
+        return
+    draws.commit_seed(event)
+    outbox.add("draw_lobby", event.id, now=now, run_at=event.sale_starts_at)
+
+
+def _check_on_sale_change(event: Event, details: EventDetails) -> None:
+    """What an on-sale time may become once people have joined."""
+    if details.sale_starts_at == event.sale_starts_at:
+        return
+    if event.drawn_at is not None:
+        raise EventError("The on-sale has happened and its lobby was drawn: its time can't "
+                         "change any more.", field="sale_starts_at")
+    if details.sale_starts_at is None and event.lobby_count:
+        who = "1 person is" if event.lobby_count == 1 else f"{event.lobby_count} people are"
+        raise EventError(f"{who} waiting in the lobby for the on-sale: move its time instead "
+                         "of removing it.", field="sale_starts_at")
+    if event.sale_starts_at is None and event.last_seq:
+        raise EventError("Sales are already open (people have joined): an on-sale time can "
+                         "only be set before anyone joins.", field="sale_starts_at")
 
 
 def _check_can_sell(organizer_id: int, price_pence: int) -> None:
@@ -104,17 +144,20 @@ def _upload_folder() -> Path:
 
 
 def create_event(*, organizer_id: int, details: EventDetails, image: bytes | None = None,
-                 now: datetime) -> Event:
-    """Publish a new event. Raises EventError (or ImageError) and stores nothing on bad input."""
+                 now: datetime, draft: bool = False) -> Event:
+    """Save a new event, published at once unless ``draft``. Raises EventError (or
+    ImageError) and stores nothing on bad input."""
     details = _check(details, now=now)
     _check_can_sell(organizer_id, details.price_pence)
     image_name = _store_image(image)
-    event = Event(organizer_id=organizer_id, image_filename=image_name, **details.__dict__)
-    db.session.add(event)
+    event = Event(organizer_id=organizer_id, image_filename=image_name,
+                  published_at=None if draft else now, **details.__dict__)
     try:
-        db.session.commit()
+        with UnitOfWork(now=now):
+            db.session.add(event)
+            db.session.flush()
+            _schedule_on_sale(event, now=now)
     except Exception:
-        db.session.rollback()
         images.delete_event_image(image_name, folder=_upload_folder())
         raise
     return event
@@ -127,8 +170,8 @@ def update_event(*, event_id: int, organizer_id: int, details: EventDetails,
     Capacity may not drop below the tickets sold plus the offers currently held; raising it
     offers the new tickets to the people waiting, in the same transaction.
     """
-    details = _check(details, now=now)
-    get_owned_event(event_id=event_id, user_id=organizer_id)
+    current = get_owned_event(event_id=event_id, user_id=organizer_id)
+    details = _check(details, now=now, current_sale_starts_at=current.sale_starts_at)
     _check_can_sell(organizer_id, details.price_pence)
     image_name = _store_image(image)
     try:
@@ -142,9 +185,13 @@ def update_event(*, event_id: int, organizer_id: int, details: EventDetails,
                     f"{event.offered_count} held in offers right now.",
                     field="total_tickets",
                 )
+            _check_on_sale_change(event, details)
+            moved = details.sale_starts_at != event.sale_starts_at
             old_image = event.image_filename
             for key, value in details.__dict__.items():
                 setattr(event, key, value)
+            if moved:
+                _schedule_on_sale(event, now=now)
             if image_name:
                 event.image_filename = image_name
             event.queue_version += 1  # the status fragment shows price and capacity
@@ -164,6 +211,36 @@ def get_event(event_id: int) -> Event:
     return event
 
 
+def get_visible_event(event_id: int, *, viewer_id: int | None) -> Event:
+    """The event as a public page shows it: a draft only to its organizer (NotFound to
+    everyone else, as if it did not exist)."""
+    event = get_event(event_id)
+    if not event.is_published and event.organizer_id != viewer_id:
+        raise NotFound("We couldn't find that event.")
+    return event
+
+
+def get_published_event(event_id: int) -> Event:
+    """The event, if published (shared fragments are the same for everyone: no drafts)."""
+    return get_visible_event(event_id, viewer_id=None)
+
+
+def publish_event(*, event_id: int, organizer_id: int, now: datetime) -> Event:
+    """Publish a draft: it appears in the listings and people can join."""
+    get_owned_event(event_id=event_id, user_id=organizer_id)
+    with queue.transition(event_id, now=now) as event:
+        if event.is_cancelled:
+            raise EventError("This event was cancelled and can't be published.")
+        if event.is_published:
+            raise EventError("This event is already published.")
+        if event.sale_starts_at is not None and event.sale_starts_at <= now:
+            raise EventError("Its on-sale time has passed: set a new one (or none) first.",
+                             field="sale_starts_at")
+        event.published_at = now
+        event.queue_version += 1
+    return event
+
+
 def get_owned_event(*, event_id: int, user_id: int) -> Event:
     """The event, if ``user_id`` organizes it: NotFound if none, Forbidden if another's."""
     event = get_event(event_id)
@@ -179,7 +256,8 @@ def _like(q: str) -> str:
 
 def search_upcoming(*, q: str = "", page: int = 1, per_page: int = 12, now: datetime):
     """Upcoming, not-cancelled events, soonest first, optionally matching ``q``."""
-    query = select(Event).where(Event.starts_at > now, Event.cancelled_at.is_(None))
+    query = select(Event).where(Event.starts_at > now, Event.cancelled_at.is_(None),
+                                Event.published_at.is_not(None))
     q = q.strip()[:100]
     if q:
         pattern = _like(q)

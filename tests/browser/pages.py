@@ -60,7 +60,7 @@ def create_event(page: Page, base_url: str, **fields) -> int:
     """Publish an event through the organizer's form; return its id (the page is the event's)."""
     page.goto(base_url + "/seller/events/new")
     fill_event_form(page, **fields)
-    page.get_by_role("button", name="Publish event").click()
+    page.get_by_role("button", name="Save event").click()
     page.wait_for_url(re.compile(r"/events/\d+$"))
     expect(page.locator(".flash-success")).to_contain_text("is published")
     return int(page.url.rsplit("/", 1)[1])

@@ -137,11 +137,11 @@ def test_pages_have_no_serious_accessibility_violations(live_server, new_context
     sign_in(page, live_server.url, organizer)
     page.goto(live_server.url + "/seller/events/new")
     check("event form")
-    page.get_by_role("button", name="Publish event").click()
+    page.get_by_role("button", name="Save event").click()
     expect(page.locator(".field-error").first).to_be_visible()
     check("event form with errors")
     fill_event_form(page, name=unique("Accessible Gig "))
-    page.get_by_role("button", name="Publish event").click()
+    page.get_by_role("button", name="Save event").click()
     page.wait_for_url(re.compile(r"/events/\d+$"))
     check("event page (organizer)")
     event_url = page.url

@@ -78,6 +78,8 @@ PERMISSIONS = [
     *every_role("POST", "/seller/events/{event}/checkin",            302, 403, 403, 200),
     *every_role("GET", "/seller/events/{event}/cancel",              302, 403, 403, 200),
     *every_role("POST", "/seller/events/{event}/cancel",             302, 403, 403, 303),
+    # Publishing an event already published is refused with a message (303 back to it).
+    *every_role("POST", "/seller/events/{event}/publish",            302, 403, 403, 303),
     *every_role("POST", "/seller/tickets/{ticket}/refund",           302, 404, 404, 303),
     # An event that does not exist is a 404, even for someone who owns events.
     ("GET", "/seller/events/{missing}", "owner", 404),
