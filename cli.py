@@ -18,8 +18,8 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from extensions import db
-from models import EntryStatus, User
-from services import ServiceError, accounts, events, queue, tickets
+from models import EntryStatus, Event, User
+from services import ServiceError, accounts, draws, events, queue, tickets
 from services.events import EventDetails
 from services.queue_reads import active_entry
 
@@ -123,16 +123,24 @@ def seed_user(name: str, email: str, password: str) -> None:
 @click.option("--price-pence", type=int, default=1250, show_default=True)
 @click.option("--starts-in-hours", type=float, default=24, show_default=True,
               help="Negative: an event already under way.")
+@click.option("--timezone", "zone", default="Europe/London", show_default=True,
+              help="The IANA time zone its times are shown in.")
+@click.option("--sale-starts-in-minutes", type=float, default=None,
+              help="Schedule the on-sale this many minutes from now (joins before it wait in "
+                   "the lobby and are drawn at that time).")
 @_service_errors_as_messages
 def seed_event(organizer_email: str, name: str, description: str, location: str,
-               capacity: int, price_pence: int, starts_in_hours: float) -> None:
+               capacity: int, price_pence: int, starts_in_hours: float, zone: str,
+               sale_starts_in_minutes: float | None) -> None:
     """A published event; prints its id."""
     organizer, now = _existing_user(organizer_email), _now()
     starts_at = now + timedelta(hours=starts_in_hours)
+    sale_starts_at = (None if sale_starts_in_minutes is None
+                      else now + timedelta(minutes=sale_starts_in_minutes))
     # The form (and the service) refuse a past start: one already under way is made as
     # tomorrow's and then moved back, as time would have moved it.
     details = EventDetails(name, description, location, max(starts_at, now + timedelta(days=1)),
-                           price_pence, capacity)
+                           price_pence, capacity, zone, sale_starts_at)
     event = events.create_event(organizer_id=organizer.id, details=details, now=now)
     if starts_at < now:
         event.starts_at = starts_at
@@ -188,3 +196,21 @@ def register(app: Flask) -> None:
             click.echo(line)
 
     app.cli.add_command(seed)
+
+    @app.cli.command("verify-draw")
+    @click.argument("event_id", type=int)
+    def verify_draw_command(event_id: int):
+        """Recompute an event's fair-start draw from its seed and check every stored place."""
+        event = db.session.get(Event, event_id)
+        record = draws.draw_record(event) if event is not None else None
+        if record is None:
+            raise click.ClickException(f"Event {event_id} has no on-sale draw.")
+        if not record.drawn:
+            click.echo(f"Not drawn yet; commitment {record.commitment}.")
+            return
+        problems = draws.verify(seed=record.seed, commitment=record.commitment,
+                                event_id=event_id, places=record.places)
+        if problems:
+            raise click.ClickException("The draw does not check out: " + "; ".join(problems))
+        click.echo(f"The draw checks out: the seed matches the commitment and all "
+                   f"{len(record.places)} places follow from it.")

@@ -112,6 +112,22 @@ def sweep_expired_offers() -> int:
     return queue.expire_offers(now=_now())
 
 
+@huey.task(retries=10, retry_delay=5)
+@in_app_context
+@outbox_task
+def draw_lobby_at_on_sale(event_id: int) -> bool:
+    """Scheduled for an event's on-sale time when it is set: the lobby is drawn into line.
+    (Should it run late, or never, the first read or write after the on-sale draws it.)"""
+    return queue.draw_lobby(event_id=event_id, now=_now())
+
+
+@huey.periodic_task(crontab(minute="*"))
+@in_app_context
+def sweep_due_draws() -> int:
+    """Every minute, draw any lobby whose on-sale came without its task or a visitor."""
+    return queue.draw_due_lobbies(now=_now())
+
+
 @huey.task(retries=10, retry_delay=30)
 @in_app_context
 @outbox_task
@@ -159,6 +175,7 @@ def settle_stale_payments() -> int:
 
 OUTBOX_TASKS = {
     "expire_offer": expire_offer_at_deadline,
+    "draw_lobby": draw_lobby_at_on_sale,
     "close_checkout": close_checkout,
     "send_refund": send_refund,
     "send_notification": send_notification,
@@ -212,10 +229,12 @@ def _relay_forever() -> None:
         pause = _app.config["OUTBOX_RELAY_SECONDS"]
     while True:
         try:
-            relay_outbox()
+            handed = relay_outbox()
         except Exception as error:  # the database or the broker is away: try again soon
             logger.warning("outbox relay pass failed: %s", error)
-        time.sleep(pause)
+            handed = 0
+        if handed < outbox.RELAY_BATCH:  # a full batch (a draw's emails): go on at once
+            time.sleep(pause)
 
 
 @huey.periodic_task(crontab(minute="*"))

@@ -30,7 +30,7 @@ from blueprints.helpers import (
 )
 from extensions import limiter
 from models import EndReason, EntryStatus
-from services import NotFound, ServiceError, events, queue, queue_reads
+from services import NotFound, ServiceError, draws, events, queue, queue_reads
 
 bp = Blueprint("events", __name__)
 
@@ -52,7 +52,7 @@ def _refreshed(event, moment, clock=None):
     this one find nothing stale.
     """
     clock = clock or queue_reads.event_clock(event.id)
-    if clock.has_stale_offers(moment):
+    if clock.needs_refresh(moment):
         try:
             queue.refresh_event(event_id=event.id, now=moment)
         except ServiceError:
@@ -78,25 +78,48 @@ def status_context(event, *, error: str | None = None, moment=None, clock=None) 
     status = None
     if user_id is not None:
         status = queue_reads.queue_status(event_id=event.id, user_id=user_id, now=moment)
-    final = event.is_cancelled or event.is_past(moment)
+    final = event.is_cancelled or event.is_past(moment) or not event.is_published
     return {
         "event": event,
         "availability": queue_reads.availability(event, now=moment, clock=clock),
         "status": status,
         "is_past": event.is_past(moment),
+        "now_moment": moment,
         "error": error,
         # Someone not signed in only watches the shared remaining-tickets fragment, whose
         # cadence is the same for all (it may come from a proxy's cache).
         "poll_seconds": None if final else (
-            queue_reads.poll_seconds(status) if user_id is not None else queue_reads.POLL_WATCHING),
+            queue_reads.poll_seconds(status, now=moment) if user_id is not None
+            else queue_reads.POLL_WATCHING),
         "etag": clock.fingerprint(user_id=user_id, now=moment),
     }
 
 
+def _viewer_id() -> int | None:
+    return current_user.id if current_user.is_authenticated else None
+
+
 @bp.get("/events/<int:event_id>")
 def show(event_id: int):
-    html = render_template("events/show.html", **status_context(events.get_event(event_id)))
+    event = events.get_visible_event(event_id, viewer_id=_viewer_id)
+    html = render_template("events/show.html", **status_context(event))
     return vary_by_fragment(make_response(html), per_user=True)
+
+
+@bp.get("/events/<int:event_id>/draw")
+def draw(event_id: int):
+    """The fair-start record: the commitment before the on-sale; the seed and every lobby
+    entry's place after it (../shared/CONTRACT.md, "Fair start")."""
+    moment = now()
+    event, _ = _refreshed(events.get_published_event(event_id), moment)
+    record = draws.draw_record(event)
+    if record is None:
+        raise NotFound("This event has no on-sale time, so there is no draw to show.")
+    mine = None
+    if current_user.is_authenticated:
+        entry = queue_reads.latest_entry(event_id=event.id, user_id=current_user.id)
+        mine = entry.ref if entry is not None else None
+    return render_template("events/draw.html", event=event, record=record, my_ref=mine)
 
 
 def _poll_key() -> str:
@@ -118,9 +141,9 @@ def status(event_id: int):
     max_age = current_app.config["STATUS_CLOCK_MAX_AGE"]
     cached = queue_reads.cached_event_clock(event_id, max_age=max_age)
     clock = cached or queue_reads.event_clock(event_id)
-    if clock is None:
+    if clock is None or not clock.published:
         raise NotFound("We couldn't find that event.")
-    if not clock.has_stale_offers(moment):
+    if not clock.needs_refresh(moment):
         etag = clock.fingerprint(user_id=_session_user_id(), now=moment)
         if etag in request.if_none_match:
             return _private(make_response("", 304), etag)
@@ -142,7 +165,7 @@ def availability(event_id: int):
     """The remaining tickets alone, identical for every viewer: no cookie read or set, and
     public caching, so a reverse proxy or CDN answers most of these (deploy/nginx/)."""
     moment = now()
-    event, clock = _refreshed(events.get_event(event_id), moment)
+    event, clock = _refreshed(events.get_published_event(event_id), moment)
     seats = queue_reads.availability(event, now=moment, clock=clock)
     final = event.is_cancelled or event.is_past(moment)
     etag = "-".join(str(part) for part in (
@@ -164,7 +187,7 @@ def availability(event_id: int):
 def _after_action(event_id: int, *, error: ServiceError | None = None, message: str | None = None,
                   code: int | None = None):
     """Answer a queue action: the widget for HTMX, else redirect (or the page with the error)."""
-    event = events.get_event(event_id)
+    event = events.get_visible_event(event_id, viewer_id=_viewer_id)
     if error is None and not wants_fragment():
         if message:
             flash(message, "success")
@@ -176,9 +199,12 @@ def _after_action(event_id: int, *, error: ServiceError | None = None, message: 
 
 
 def _join_key() -> str:
+    """Joins are limited per person per event (QUEUE_JOIN_LIMIT): the limit stops churn on
+    one event's line, and never holds anyone back from another event."""
+    event_id = request.view_args["event_id"]
     if current_user.is_authenticated:
-        return f"join:{current_user.id}"
-    return f"join-ip:{request.remote_addr}"
+        return f"join:{current_user.id}:{event_id}"
+    return f"join-ip:{request.remote_addr}:{event_id}"
 
 
 @bp.post("/events/<int:event_id>/join")
@@ -193,6 +219,9 @@ def join(event_id: int):
         entry = queue.join_queue(event_id=event_id, user_id=current_user.id, now=now())
     except ServiceError as error:  # refused: the widget again, saying why (unknown event: 404)
         return _after_action(event_id, error=error)
+    if entry.in_lobby:
+        return _after_action(event_id, message="You're in the lobby. At the on-sale time "
+                                               "everyone here gets a random place in line.")
     if entry.status == EntryStatus.OFFERED:
         return _after_action(event_id, message="A ticket is held for you. Complete your "
                                                "purchase before the offer ends.")
@@ -208,7 +237,7 @@ def release(event_id: int):
     except ServiceError as error:  # refused: the widget again, saying why (unknown event: 404)
         return _after_action(event_id, error=error)
     message = ("You released your ticket offer." if entry.end_reason == EndReason.DECLINED
-               else "You left the waiting list.")
+               else "You left the lobby." if entry.seq < 0 else "You left the waiting list.")
     return _after_action(event_id, message=message)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -211,18 +212,19 @@ def get_event(event_id: int) -> Event:
     return event
 
 
-def get_visible_event(event_id: int, *, viewer_id: int | None) -> Event:
+def get_visible_event(event_id: int, *, viewer_id: Callable[[], int | None]) -> Event:
     """The event as a public page shows it: a draft only to its organizer (NotFound to
-    everyone else, as if it did not exist)."""
+    everyone else, as if it did not exist). ``viewer_id`` is asked only for a draft (it
+    may cost loading the signed-in user)."""
     event = get_event(event_id)
-    if not event.is_published and event.organizer_id != viewer_id:
+    if not event.is_published and event.organizer_id != viewer_id():
         raise NotFound("We couldn't find that event.")
     return event
 
 
 def get_published_event(event_id: int) -> Event:
     """The event, if published (shared fragments are the same for everyone: no drafts)."""
-    return get_visible_event(event_id, viewer_id=None)
+    return get_visible_event(event_id, viewer_id=lambda: None)
 
 
 def publish_event(*, event_id: int, organizer_id: int, now: datetime) -> Event:

@@ -20,9 +20,11 @@ log = logging.getLogger(__name__)
 _TICKET_KINDS = {"ticket_purchased", "refund_issued", "event_cancelled_ticket"}
 
 
-def kind_for(action: str, *, event_cancelled: bool) -> str | None:
+def kind_for(action: str, *, event_cancelled: bool, in_lobby: bool = False) -> str | None:
     """Which email a transition sends (None: no email). The queue writes it to the outbox
     in the transition's own transaction; ``send`` delivers it from a worker."""
+    if action == AuditAction.JOINED and in_lobby:
+        return "lobby_joined"
     if action == AuditAction.OFFERED:
         return "offer_made"
     if action == AuditAction.EXPIRED:
@@ -48,6 +50,8 @@ _SUBJECTS = {
     "refund_issued": "Your ticket was refunded: {event}",
     "event_cancelled": "Cancelled: {event}",
     "event_cancelled_ticket": "Cancelled: {event} (your ticket is refunded)",
+    "lobby_joined": "You're in the lobby: {event}",
+    "place_drawn": "Your place in line: {event}",
 }
 
 
@@ -61,7 +65,8 @@ def send(kind: str, object_id: int) -> str:
     else:
         entry = db.session.get(WaitingListEntry, object_id)
         user, event = entry.user, entry.event
-        context = {"entry": entry}
+        context = {"entry": entry,
+                   "draw_url": absolute_url("events.draw", event_id=entry.event_id)}
     key = f"{kind}-{object_id}"
     message = mail.build(
         to=mail.recipient(user.name, user.email),

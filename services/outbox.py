@@ -76,12 +76,19 @@ def begin() -> None:
     _new().clear()
 
 
-def add(kind: str, *args, now: datetime, run_at: datetime | None = None) -> None:
-    """Write a follow-up into the open transaction; it is handed over once that commits."""
+def add(kind: str, *args, now: datetime, run_at: datetime | None = None,
+        deferred: bool = False) -> None:
+    """Write a follow-up into the open transaction; it is handed over once that commits.
+
+    ``deferred``: left to the relay in the task consumer instead (``relay_due``, within
+    ``OUTBOX_RELAY_SECONDS``), for follow-ups that come by the thousand, such as the
+    emails of a draw, which the request that caused them should not wait to hand over.
+    """
     item = OutboxItem(kind=kind, args=list(args), run_at=run_at or now, created_at=now,
-                      handed_at=now if _dispatcher else None)
+                      handed_at=now if _dispatcher and not deferred else None)
     db.session.add(item)
-    _new().append(item)
+    if not deferred:
+        _new().append(item)
 
 
 def take_new(*, now: datetime) -> list[Handover]:
@@ -124,7 +131,10 @@ def _hand(handover: Handover) -> bool:
     return True
 
 
-def relay_due(*, now: datetime, limit: int = 500) -> int:
+RELAY_BATCH = 500  # rows handed over per pass of the relay
+
+
+def relay_due(*, now: datetime, limit: int = RELAY_BATCH) -> int:
     """Hand over again every row that was never handed over, or whose task has not finished
     a lease after both its hand-over and its due time. Returns how many were handed."""
     if _dispatcher is None:

@@ -44,7 +44,7 @@ from models import (
     TicketStatus,
     WaitingListEntry,
 )
-from services import Busy, Forbidden, NotFound, ServiceError, notifications, outbox
+from services import Busy, Forbidden, NotFound, ServiceError, draws, notifications, outbox
 from services.locking import UnitOfWork, lock_event
 from services.queue_reads import active_entry, block_of, forget_event_clock, live_ticket
 
@@ -64,21 +64,27 @@ class OfferNotLive(QueueError):
 class transition(UnitOfWork):
     """One locked unit of work on an event, as ``with transition(event_id, now=now) as event``.
 
-    Entering locks the event (``services/locking.py``) and expires its overdue offers, so no
-    write ever acts on a stale offer; leaving commits once, with the transition's follow-ups
-    written to the outbox in the same transaction (closing the payment page of every offer
-    that ended unpaid among them). ``expired`` lists the offers expired on entry.
+    Entering locks the event (``services/locking.py``), draws its lobby if the on-sale time
+    has come (whoever gets the lock first after it: a worker's task, a reader, a join) and
+    expires its overdue offers, so no write ever acts on a stale lobby or offer; leaving
+    commits once, with the transition's follow-ups written to the outbox in the same
+    transaction (closing the payment page of every offer that ended unpaid among them).
+    ``expired`` lists the offers expired on entry; ``drawn`` says whether it drew the lobby.
     """
 
     def __init__(self, event_id: int, *, now: datetime):
         super().__init__(now=now)
         self.event_id = event_id
         self.expired: list[WaitingListEntry] = []
+        self.drawn = False
 
     def __enter__(self) -> Event:
         super().__enter__()
         _ended_offers().clear()
         event = lock_event(self.event_id)
+        if event.draw_due(self.now) and event.is_published:
+            _draw_lobby(event, now=self.now)
+            self.drawn = True
         self.expired = _expire_due(event, now=self.now)
         return event
 
@@ -120,7 +126,8 @@ def _note(event: Event, action: str, *, now: datetime, subject_id: int | None,
         outbox.add("expire_offer", entry.id, now=now, run_at=entry.offer_expires_at)
     elif action in _OFFER_ENDINGS and entry is not None and entry.offered_at is not None:
         _ended_offers().append(entry.id)
-    kind = notifications.kind_for(action, event_cancelled=event.is_cancelled)
+    kind = notifications.kind_for(action, event_cancelled=event.is_cancelled,
+                                  in_lobby=entry is not None and entry.in_lobby)
     if kind is not None:
         subject = ticket if notifications.is_about_ticket(kind) else entry
         outbox.add("send_notification", kind, subject.id, now=now)
@@ -174,11 +181,13 @@ _END_ACTIONS = {
 
 def _end(event: Event, entry: WaitingListEntry, reason: str, *, now: datetime,
          actor_id: int | None = None) -> None:
-    if entry.status == EntryStatus.OFFERED:
+    if entry.in_lobby:  # no place in line yet: nobody's place moves
+        event.lobby_count -= 1
+    elif entry.status == EntryStatus.OFFERED:
         event.offered_count -= 1
     elif entry.status == EntryStatus.WAITING:
         event.waiting_count -= 1
-    if entry.status in EntryStatus.ACTIVE:
+    if entry.status in EntryStatus.ACTIVE and not entry.in_lobby:
         _record_departure(event, entry)
     entry.status = EntryStatus.PURCHASED if reason == EndReason.PURCHASED else EntryStatus.EXPIRED
     entry.end_reason = reason
@@ -201,7 +210,8 @@ def offer_next(event: Event, *, now: datetime) -> list[WaitingListEntry]:
     waiters = list(db.session.scalars(
         select(WaitingListEntry)
         .where(WaitingListEntry.event_id == event.id,
-               WaitingListEntry.status == EntryStatus.WAITING)
+               WaitingListEntry.status == EntryStatus.WAITING,
+               WaitingListEntry.seq > 0)  # the lobby has no place in line until the draw
         .order_by(WaitingListEntry.seq)
         .limit(free)
     ))
@@ -220,8 +230,15 @@ def offer_next(event: Event, *, now: datetime) -> list[WaitingListEntry]:
 
 
 def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
-    """Join the event's waiting list: offered at once if a ticket is free and nobody waits."""
+    """Join the event's waiting list: offered at once if a ticket is free and nobody waits.
+
+    Before a scheduled on-sale, the entry waits in the lobby instead, with no place in line
+    until the draw. The transition draws the lobby first if the on-sale time has come, so a
+    join racing that instant lands either in the lobby (and is drawn) or behind it.
+    """
     with transition(event_id, now=now) as event:
+        if not event.is_published:
+            raise NotFound("We couldn't find that event.")
         if event.is_cancelled:
             raise QueueError("This event was cancelled.")
         if event.is_past(now):
@@ -231,30 +248,109 @@ def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntr
         if live_ticket(event_id=event.id, user_id=user_id) is not None:
             raise QueueError("You already have a ticket for this event.")
         if active_entry(event.id, user_id) is not None:
-            raise QueueError("You're already in the waiting list for this event.")
-        offer_next(event, now=now)  # earlier waiters first, should tickets have freed
-        event.last_seq += 1
-        entry = WaitingListEntry(event_id=event.id, user_id=user_id, seq=event.last_seq,
-                                 joined_at=now)
-        if _free_tickets(event) > 0 and event.waiting_count == 0:
-            entry.status = EntryStatus.OFFERED
-            entry.offered_at = now
-            entry.offer_expires_at = now + timedelta(seconds=offer_seconds())
-            event.offered_count += 1
-        else:
+            raise QueueError("You're already in the lobby for this event."
+                             if event.awaits_draw else
+                             "You're already in the waiting list for this event.")
+        entry = WaitingListEntry(event_id=event.id, user_id=user_id, joined_at=now,
+                                 ref=draws.new_entry_ref())
+        if event.awaits_draw:
+            event.lobby_seq += 1
+            entry.seq = -event.lobby_seq  # the draw gives the place
             entry.status = EntryStatus.WAITING
-            event.waiting_count += 1
+            event.lobby_count += 1
+        else:
+            offer_next(event, now=now)  # earlier waiters first, should tickets have freed
+            event.last_seq += 1
+            entry.seq = event.last_seq
+            if _free_tickets(event) > 0 and event.waiting_count == 0:
+                entry.status = EntryStatus.OFFERED
+                entry.offered_at = now
+                entry.offer_expires_at = now + timedelta(seconds=offer_seconds())
+                event.offered_count += 1
+            else:
+                entry.status = EntryStatus.WAITING
+                event.waiting_count += 1
         event.queue_version += 1
         db.session.add(entry)
         try:
             db.session.flush()
         except IntegrityError as error:  # the database's own guard; the lock should prevent it
             raise QueueError("You're already in the waiting list for this event.") from error
-        _note(event, AuditAction.JOINED, now=now, subject_id=user_id, actor_id=user_id, entry=entry)
+        _note(event, AuditAction.JOINED, now=now, subject_id=user_id, actor_id=user_id,
+              entry=entry, reason="in the lobby" if entry.in_lobby else "")
         if entry.status == EntryStatus.OFFERED:
             _note(event, AuditAction.OFFERED, now=now, subject_id=user_id, entry=entry,
                   reason="a ticket was free on joining")
     return entry
+
+
+def _draw_lobby(event: Event, *, now: datetime) -> None:
+    """The on-sale has come: everyone in the lobby takes a place in line, in the order of
+    the draw (``services/draws.py``), and the first are offered tickets (caller holds the
+    lock; runs once, as the event is marked drawn in the same transaction).
+
+    Nobody can be in line before the draw (joins before it wait in the lobby, and an on-sale
+    time can't be set once anyone has joined), so the places are seq 1..N.
+    """
+    lobby = list(db.session.scalars(
+        select(WaitingListEntry).where(
+            WaitingListEntry.event_id == event.id,
+            WaitingListEntry.status == EntryStatus.WAITING,
+            WaitingListEntry.seq < 0,
+        )
+    ))
+    by_ref = {entry.ref: entry for entry in lobby}
+    order = draws.draw_order(event.draw_seed, event.id, by_ref)
+    base = event.last_seq
+    for place, ref in enumerate(order, start=1):
+        by_ref[ref].seq = base + place
+    event.last_seq = base + len(order)
+    event.waiting_count += len(order)
+    event.lobby_count = 0
+    event.drawn_at = now
+    event.draw_size = len(order)
+    event.queue_version += 1
+    db.session.flush()
+    db.session.add(AuditEntry(
+        event_id=event.id, action=AuditAction.DRAWN, subject_id=None, actor_id=None,
+        reason=f"{len(order)} in the lobby drawn into line; seed commitment "
+               f"{event.draw_commitment}", created_at=now))
+    offered = {entry.id for entry in offer_next(event, now=now)}
+    for entry in lobby:  # everyone else learns their place; the offered, of their offer
+        if entry.id not in offered:
+            outbox.add("send_notification", "place_drawn", entry.id, now=now, deferred=True)
+
+
+def draw_lobby(*, event_id: int, now: datetime) -> bool:
+    """The task scheduled at the on-sale time: draws the lobby if it is due and not drawn
+    (entering the transition does it). An early, late or repeated run changes nothing more;
+    returns whether this call drew it."""
+    unit = transition(event_id, now=now)
+    with unit:
+        pass
+    return unit.drawn
+
+
+def draw_due_lobbies(*, now: datetime) -> int:
+    """Draw every lobby whose on-sale time has passed (the minute sweep); returns how many."""
+    event_ids = list(db.session.scalars(
+        select(Event.id).where(Event.sale_starts_at <= now, Event.drawn_at.is_(None),
+                               Event.published_at.is_not(None), Event.cancelled_at.is_(None))
+    ))
+    return _sweep(event_ids, lambda event_id: draw_lobby(event_id=event_id, now=now),
+                  sweep="draw")
+
+
+def _sweep(event_ids: list[int], act, *, sweep: str) -> int:
+    """``act`` on each event in turn, adding up what it returns; an event busy beyond the
+    lock timeout is left to the next sweep."""
+    total = 0
+    for event_id in event_ids:
+        try:
+            total += act(event_id)
+        except Busy:
+            log.warning("event %s busy during the %s sweep; next sweep retries", event_id, sweep)
+    return total
 
 
 def release(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
@@ -291,13 +387,8 @@ def expire_offers(*, now: datetime) -> int:
         )
         .distinct()
     ))
-    expired = 0
-    for event_id in event_ids:
-        try:
-            expired += refresh_event(event_id=event_id, now=now)
-        except Busy:
-            log.warning("event %s busy during the expiry sweep; next sweep retries", event_id)
-    return expired
+    return _sweep(event_ids, lambda event_id: refresh_event(event_id=event_id, now=now),
+                  sweep="expiry")
 
 
 def refresh_event(*, event_id: int, now: datetime) -> int:

@@ -8,6 +8,7 @@ Offers past their deadline that no worker has expired yet are treated as expired
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class ViewerStatus:
     """What ``#queue-status``'s ``data-status`` says of a viewer (../shared/CONTRACT.md)."""
 
     NONE = "none"
+    LOBBY = "lobby"  # joined before a scheduled on-sale: no place until the draw
     WAITING = EntryStatus.WAITING
     OFFERED = EntryStatus.OFFERED
     PURCHASED = "purchased"
@@ -90,6 +92,8 @@ class QueueStatus:
     ticket: Ticket | None = None
     estimated_wait: tuple[int, int] | None = None  # minutes, low and high
     waiting_ahead: int | None = None  # waiters ahead (offer holders are all ahead too)
+    sale_starts_at: datetime | None = None  # in the lobby: when the draw gives places
+    lobby_size: int | None = None  # in the lobby: how many wait there
 
     @property
     def people_ahead(self) -> int | None:
@@ -100,7 +104,7 @@ def latest_entry(*, event_id: int, user_id: int) -> WaitingListEntry | None:
     return db.session.scalar(
         select(WaitingListEntry)
         .where(WaitingListEntry.event_id == event_id, WaitingListEntry.user_id == user_id)
-        .order_by(WaitingListEntry.seq.desc())
+        .order_by(WaitingListEntry.id.desc())  # the newest (a lobby entry's seq is negative)
         .limit(1)
     )
 
@@ -197,19 +201,28 @@ POLL_JITTER = 0.2  # ± this share, so pages never poll in lockstep
 POLL_SHARE_OF_WAIT = 1 / 6
 # With no pace measured yet, each waiter ahead counts as this many seconds of waiting.
 POLL_SECONDS_PER_WAITER_AHEAD = 0.5
+# At the on-sale every lobby page asks at once for its new place, and each answer is a
+# fresh render: the lobby's first polls after the draw are spread over one second per this
+# many people (at least POLL_FAST, at most POLL_SLOWEST seconds).
+LOBBY_RENDERS_PER_SECOND = 50
 
 
-def poll_seconds(status: QueueStatus | None, *, rng: random.Random | None = None) -> int | None:
+def poll_seconds(status: QueueStatus | None, *, rng: random.Random | None = None,
+                 now: datetime | None = None) -> int | None:
     """How long a viewer's page waits before asking again; None when it needn't ask again.
 
     The cadence grows with how long the viewer can expect to wait (their place and the
     queue's pace, from ``estimated_wait``; with no pace measured yet, the waiters ahead),
     not with the length of the line, so the poll rate a whole line demands follows the rate
-    tickets come back.
+    tickets come back. In the lobby, the first ask after the on-sale is spread over a
+    window that grows with the lobby (``lobby_poll_seconds``).
     """
+    rng = rng or random
     state = status.status if status is not None else ViewerStatus.NONE
     if state == ViewerStatus.PURCHASED:
         return None
+    if state == ViewerStatus.LOBBY:
+        return lobby_poll_seconds(status, now=now, rng=rng)
     if state == ViewerStatus.OFFERED:
         base = POLL_FAST
     elif state == ViewerStatus.WAITING:
@@ -221,8 +234,28 @@ def poll_seconds(status: QueueStatus | None, *, rng: random.Random | None = None
         base = min(POLL_SLOWEST, max(POLL_FAST, expected * POLL_SHARE_OF_WAIT))
     else:
         base = POLL_WATCHING
-    jittered = base * (rng or random).uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+    jittered = base * rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
     return max(POLL_FAST, min(round(jittered), round(POLL_SLOWEST * (1 + POLL_JITTER))))
+
+
+def lobby_spread_seconds(lobby_size: int) -> float:
+    """The window over which a lobby's pages first ask after the on-sale."""
+    return min(POLL_SLOWEST, max(POLL_FAST, lobby_size / LOBBY_RENDERS_PER_SECOND))
+
+
+def lobby_poll_seconds(status: QueueStatus, *, now: datetime | None, rng) -> int:
+    """A lobby page asks rarely while the on-sale is far (every POLL_SLOWEST ± jitter: the
+    page's own clock counts down meanwhile), then once at a random moment in the spread
+    window just after the on-sale, so a big lobby's pages never all ask at one instant."""
+    now = now or datetime.now(status.sale_starts_at.tzinfo)
+    until = (status.sale_starts_at - now).total_seconds()
+    if until <= 0:  # the draw is under way or just done: ask again soon
+        return POLL_FAST
+    spread = lobby_spread_seconds(status.lobby_size or 0)
+    slow = POLL_SLOWEST * rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+    if slow < until:
+        return round(slow)
+    return max(1, math.ceil(until + rng.uniform(1, 1 + spread)))
 
 
 @dataclass(frozen=True)
@@ -230,7 +263,7 @@ class EventClock:
     """What a status poll is compared by: the event's queue version (every transition bumps
     it, so it covers every entry and ticket of the event, the viewer's own included) and the
     moments at which time alone changes what the widget shows (the event starts, the
-    earliest live offer's deadline passes)."""
+    earliest live offer's deadline passes, the on-sale draws the lobby)."""
 
     event_id: int
     version: int
@@ -238,15 +271,25 @@ class EventClock:
     cancelled: bool
     starts_at: datetime
     next_deadline: datetime | None
+    published: bool = True
+    draw_at: datetime | None = None  # the on-sale time, while its lobby awaits the draw
 
     def has_stale_offers(self, now: datetime) -> bool:
         return self.next_deadline is not None and self.next_deadline <= now
+
+    def draw_due(self, now: datetime) -> bool:
+        return self.draw_at is not None and self.draw_at <= now and not self.cancelled
+
+    def needs_refresh(self, now: datetime) -> bool:
+        """Time alone has made the stored state stale: an offer ran out, or the on-sale came
+        (the next transition expires or draws; a reader may trigger one)."""
+        return self.has_stale_offers(now) or self.draw_due(now)
 
     def fingerprint(self, *, user_id: int | None, now: datetime) -> str:
         """The poll's ETag: equal exactly while what this viewer is shown is unchanged."""
         return "-".join(str(part) for part in (
             self.event_id, self.version, self.updated_at.timestamp(), int(self.cancelled),
-            int(self.starts_at <= now), int(self.has_stale_offers(now)), user_id or 0))
+            int(self.starts_at <= now), int(self.needs_refresh(now)), user_id or 0))
 
 
 def cached_event_clock(event_id: int, *, max_age: float) -> EventClock | None:
@@ -270,12 +313,15 @@ def event_clock(event_id: int) -> EventClock | None:
     )
     row = db.session.execute(
         select(Event.queue_version, Event.updated_at, Event.cancelled_at, Event.starts_at,
-               type_coerce(next_deadline, UTCDateTime))
+               type_coerce(next_deadline, UTCDateTime), Event.published_at,
+               Event.sale_starts_at, Event.drawn_at)
         .where(Event.id == event_id)
     ).one_or_none()
     if row is None:
         return None
-    clock = EventClock(event_id, row[0], row[1], row[2] is not None, row[3], row[4])
+    version, updated_at, cancelled_at, starts_at, deadline, published_at, sale, drawn = row
+    clock = EventClock(event_id, version, updated_at, cancelled_at is not None, starts_at,
+                       deadline, published_at is not None, None if drawn else sale)
     _clock_cache()[event_id] = (time.monotonic(), clock)
     return clock
 
@@ -298,6 +344,10 @@ def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
     entry = latest_entry(event_id=event_id, user_id=user_id)
     if entry is None:
         return QueueStatus(ViewerStatus.NONE)
+    if entry.in_lobby:
+        return QueueStatus(ViewerStatus.LOBBY, entry=entry,
+                           sale_starts_at=entry.event.sale_starts_at,
+                           lobby_size=entry.event.lobby_count)
     if entry.status == EntryStatus.WAITING:
         place = position(entry)
         return QueueStatus(ViewerStatus.WAITING, entry=entry, position=place,

@@ -39,15 +39,18 @@
     }
   });
 
-  // Countdown to the end of an offer, in minutes and seconds.
+  // Countdowns (to the end of an offer, to an on-sale): h:mm:ss, or m:ss under an hour.
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
   function tick() {
     document.querySelectorAll("[data-countdown-to]").forEach(function (el) {
       var left = Math.max(0, Math.floor((Date.parse(el.dataset.countdownTo) - Date.now()) / 1000));
-      var m = Math.floor(left / 60), s = left % 60;
-      el.textContent = m + ":" + (s < 10 ? "0" : "") + s;
+      var h = Math.floor(left / 3600), m = Math.floor(left / 60) % 60, s = left % 60;
+      el.textContent = h > 0 ? h + ":" + pad(m) + ":" + pad(s) : m + ":" + pad(s);
       var line = el.closest(".countdown-line");
       if (line) line.hidden = false;
     });
+    // The live countdown replaces the no-JS page's "N minutes from when this page was shown".
+    document.querySelectorAll(".noscript-left").forEach(function (el) { el.hidden = true; });
   }
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
@@ -61,7 +64,8 @@
     var announcer = document.getElementById("queue-announcer");
     if (!status || !announcer) return;
     var s = status.dataset.status, message = "";
-    if (s === "waiting") message = "You are number " + status.dataset.position + " in line.";
+    if (s === "lobby") message = "You are in the lobby. Places are drawn when sales open.";
+    else if (s === "waiting") message = "You are number " + status.dataset.position + " in line.";
     else if (s === "offered") message = "A ticket is held for you. Buy it before the offer ends.";
     else if (s === "purchased") message = "You have a ticket for this event.";
     else if (s === "expired") message = "Your place in line has ended.";

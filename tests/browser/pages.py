@@ -37,7 +37,7 @@ def sign_in(page: Page, base_url: str, person: Person) -> None:
 
 
 def event_date(days_ahead: int = 30) -> str:
-    """A start time ``days_ahead`` from now, as the form's ``YYYY-MM-DDTHH:MM`` (UTC)."""
+    """A start time ``days_ahead`` from now, as the form's ``YYYY-MM-DDTHH:MM``."""
     moment = datetime.now(timezone.utc) + timedelta(days=days_ahead)
     return moment.replace(hour=19, minute=30).strftime("%Y-%m-%dT%H:%M")
 
@@ -49,7 +49,7 @@ def fill_event_form(page: Page, *, name: str, description: str = "A night out.",
     page.get_by_label("Event name").fill(name)
     page.get_by_label("Description").fill(description)
     page.get_by_label("Location").fill(location)
-    page.get_by_label("Date and time (UTC)").fill(starts or event_date())
+    page.get_by_label("Date and time", exact=True).fill(starts or event_date())
     page.get_by_label("Price (£)").fill(price)
     page.get_by_label("Number of tickets").fill(str(total_tickets))
     if image is not None:

@@ -119,7 +119,7 @@ def test_a_released_offer_passes_to_the_waiting_buyer_without_a_reload(
     expect_status(ann, "offered")
     expect(ann.locator("#availability")).to_have_attribute("data-reserved", "1")
     expect(queue_status(ann)).to_contain_text(
-        re.compile(r"A ticket is held for you until \d\d:\d\d UTC"))
+        re.compile(r"A ticket is held for you until \d\d:\d\d (GMT|BST)"))
     expect(ann.get_by_role("button", name="Buy now — £12.50")).to_be_visible()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z",
                         queue_status(ann).get_attribute("data-offer-expires"))
@@ -241,7 +241,7 @@ def test_the_queue_works_without_javascript(live_server, new_context):
     expect(queue_status(ann)).to_have_attribute("data-poll-seconds", "2")
     expect(ann.locator(NO_SCRIPT_REFRESH)).to_have_attribute("content", "2")
     # No script: the offer's end is a clock time, the countdown stays hidden.
-    expect(queue_status(ann)).to_contain_text(re.compile(r"held for you until \d\d:\d\d UTC"))
+    expect(queue_status(ann)).to_contain_text(re.compile(r"held for you until \d\d:\d\d (GMT|BST)"))
     expect(ann.locator(".countdown-line")).to_be_hidden()
 
     bob.goto(url)

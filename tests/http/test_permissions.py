@@ -43,6 +43,8 @@ PERMISSIONS = [
     *every_role("GET", "/events/{event}",                            200, 200, 200, 200),
     *every_role("GET", "/events/{event}/status",                     200, 200, 200, 200),
     *every_role("GET", "/events/{event}/availability",               200, 200, 200, 200),
+    # The world's events have no on-sale time, so no draw to show (tests/http/test_draws.py).
+    *every_role("GET", "/events/{event}/draw",                       404, 404, 404, 404),
     # Joining twice, or leaving without a place, is refused; the other organizer may buy.
     *every_role("POST", "/events/{event}/join",                      302, 409, 303, 409),
     *every_role("POST", "/events/{event}/release",                   302, 409, 409, 409),

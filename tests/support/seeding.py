@@ -40,12 +40,16 @@ def user_words(person: Person) -> list[str]:
 
 def event_words(organizer: Person, *, name: str, capacity: int, price_pence: int = 1250,
           description: str = "A night out.", location: str = "Hackney, London",
-          starts_in_hours: float = 24) -> list[str]:
-    """The ``flask seed`` words that publish an event of ``organizer``'s."""
-    return ["event", "--organizer-email", organizer.email, "--name", name,
-            "--description", description, "--location", location,
-            "--capacity", str(capacity), "--price-pence", str(price_pence),
-            "--starts-in-hours", str(starts_in_hours)]
+          starts_in_hours: float = 24, sale_starts_in_minutes: float | None = None) -> list[str]:
+    """The ``flask seed`` words that publish an event of ``organizer``'s (with an on-sale
+    time, and so a lobby, when ``sale_starts_in_minutes`` is given)."""
+    words = ["event", "--organizer-email", organizer.email, "--name", name,
+             "--description", description, "--location", location,
+             "--capacity", str(capacity), "--price-pence", str(price_pence),
+             "--starts-in-hours", str(starts_in_hours)]
+    if sale_starts_in_minutes is not None:
+        words += ["--sale-starts-in-minutes", str(sale_starts_in_minutes)]
+    return words
 
 
 def join_words(event_id: int, person: Person) -> list[str]:

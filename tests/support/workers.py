@@ -21,7 +21,16 @@ EXPECTED = (ServiceError,)
 def run_action(action: str, event_id: int, user_id: int, now: datetime) -> str:
     try:
         if action == "join":
-            return queue.join_queue(event_id=event_id, user_id=user_id, now=now).status
+            entry = queue.join_queue(event_id=event_id, user_id=user_id, now=now)
+            return "lobby" if entry.in_lobby else entry.status
+        if action == "draw":  # the task scheduled for the on-sale
+            return "drew" if queue.draw_lobby(event_id=event_id, now=now) else "no draw"
+        if action == "sweep":  # the minute sweep
+            return f"swept {queue.draw_due_lobbies(now=now)}"
+        if action == "read":  # a page view: refreshes lazily when time made the state stale
+            if queue_reads.event_clock(event_id).needs_refresh(now):
+                queue.refresh_event(event_id=event_id, now=now)
+            return "read"
         if action == "release":
             return queue.release(event_id=event_id, user_id=user_id, now=now).end_reason
         if action == "expire":
