@@ -9,6 +9,7 @@ measured in the same run.
    once each to gunicorn (one worker process as the baseline, then several + Redis), by wrk.
 5. Purchase rush over HTTP: 1,000 live offers paid at once on the local payment page.
 6. One join's transaction with its outbox rows against the same join without them.
+7. The fair start's draw: a lobby of 1,000 and 10,000 drawn into line (bench/draws.py).
 
 Runs on SQLite and on a throwaway PostgreSQL (when installed).
 """
@@ -26,7 +27,7 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select
 
 import tasks
-from bench import http_rush, page_weight, waiting_room
+from bench import draws, http_rush, page_weight, waiting_room
 from bench.queues import NOW, build_queue, make_app
 from bench.tables import table
 from extensions import db
@@ -188,8 +189,19 @@ def bench_join_cost(name: str, url: str, folder: str, rows: list, rounds: int = 
         outbox.set_dispatcher(tasks.dispatch)
 
 
+def bench_draws(name: str, url: str, folder: str, rows: list):
+    app = make_app(url, folder)
+    outbox.set_dispatcher(lambda handover: None)  # the offers' tasks: not what is timed
+    try:
+        with app.app_context():
+            draws.bench_draw(name, rows)
+            db.engine.dispose()
+    finally:
+        outbox.set_dispatcher(tasks.dispatch)
+
+
 def main() -> None:
-    read_rows, http_rows, rush_rows, join_cost_rows = [], [], [], []
+    read_rows, http_rows, rush_rows, join_cost_rows, draw_rows = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp, postgres_server() as pg_url:
         databases = [("sqlite", lambda tag: f"sqlite:///{tmp}/{tag}.sqlite3")]
         if pg_url:
@@ -200,6 +212,7 @@ def main() -> None:
             bench_http(name, url_for("http"), tmp, http_rows)
             bench_rush(name, url_for("rush"), tmp, rush_rows)
             bench_join_cost(name, url_for("join-cost"), tmp, join_cost_rows)
+            bench_draws(name, url_for("draws"), tmp, draw_rows)
     print(table("Status read for the last person in line (median ms; baseline = the seed's "
                 "collect-and-filter)", ("database", "queue length", "ours ms", "seed ms",
                                         "seed / ours"), read_rows))
@@ -212,6 +225,10 @@ def main() -> None:
     print(table("One join's transaction, before and after the outbox (median ms per committed "
                 "join that is offered a ticket: two follow-up rows; alternating rounds)",
                 ("database", "join", "ms", "vs before"), join_cost_rows))
+    print(table(f"The on-sale draw: a lobby drawn into line, {draws.CAPACITY} tickets offered "
+                "(one transition; places checked against the seed afterwards)",
+                ("database", "lobby", "seconds", "entries/s", "offered", "places and invariants"),
+                draw_rows))
     print(page_weight.table())
     sys.stdout.flush()
     # The same rushes over real HTTP: gunicorn + wrk (bench/http_rush.py).

@@ -27,7 +27,8 @@ def test_a_rush_is_recounted_from_its_rows(any_db_app):
         queue.join_queue(event_id=event.id, user_id=user.id, now=NOW)
 
     assert recount(event.id) == {
-        "capacity": 2, "entries": 4, "sold": 1, "offered": 1, "waiting": 2, "oversold": 0,
+        "capacity": 2, "entries": 4, "sold": 1, "offered": 1, "waiting": 2, "lobby": 0,
+        "oversold": 0,
         "duplicate_entries": 0, "duplicate_tickets": 0, "invariants": "hold",
         "paid_sessions": 1,
     }
@@ -43,5 +44,5 @@ def test_a_broken_invariant_is_named_beside_figures_counted_from_the_rows(any_db
     counts = recount(event.id)
 
     assert (counts["offered"], counts["waiting"]) == (1, 2)  # the rows, not the counter
-    assert counts["invariants"] == ("FAILED: counters (sold, offered, waiting) (0, 1, 5) "
-                                    "but the rows say (0, 1, 2)")
+    assert counts["invariants"] == ("FAILED: counters (sold, offered, waiting, lobby) "
+                                    "(0, 1, 5, 0) but the rows say (0, 1, 2, 0)")
