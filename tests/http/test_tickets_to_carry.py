@@ -69,6 +69,17 @@ def test_a_used_ticket_keeps_its_code_but_shows_no_qr(client, ann):
     assert "QR code for ticket" not in body and "Print this ticket" not in body
 
 
+def test_a_cancelled_events_ticket_says_so_once(client, ann):
+    event = make_event(name="Jazz Night")
+    ticket = buy_directly(event, ann)
+    events.cancel_event(event_id=event.id, organizer_id=event.organizer_id,
+                        now=event.starts_at - timedelta(days=1))
+    body = page(client.get(f"/tickets/{ticket.id}"))
+    assert 'data-status="refunded"' in body
+    assert body.count("cancelled") == 1 and body.count("refunded") == 2  # the notice, the hook
+    assert "This event was cancelled: your ticket is refunded" in body
+
+
 # ------------------------------------------------------------ the success page
 
 
