@@ -8,7 +8,7 @@ PORT ?= 5000
 AXE_VERSION := 4.14.1
 export FLASK_APP := app:create_app
 
-.PHONY: run test bench migrate system-test-deps clean
+.PHONY: run seed test bench migrate system-test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ migrate: $(VENV)/.requirements
 
 run: migrate
 	HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
+
+# Demo organizers, buyers and events (password: demo-password) in the very database `make run`
+# serves, on the same settings: run it in a second terminal while `make run` runs (SQLite
+# lets it write beside the app; its emails go through the running task worker), or before.
+# Safe to run again: it adds only what is missing.
+seed: migrate
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/flask seed-demo
 
 # Debian packages the tests drive: chromium (browser tests), PostgreSQL (the engine and
 # concurrency tests on a second database), Redis (shared rate-limit storage), nginx (the

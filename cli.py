@@ -175,7 +175,8 @@ def seed_release(event_id: int, email: str) -> None:
 @_service_errors_as_messages
 def seed_ticket(event_id: int, email: str) -> None:
     """A paid ticket for that account: its live offer is bought (joining first, when a
-    ticket is free, if it holds none). Prints the ticket's id and its door token."""
+    ticket is free, if it holds none). Prints the ticket's id, its QR token and its door
+    code."""
     user, now = _existing_user(email), _now()
     entry = active_entry(event_id, user.id) or queue.join_queue(event_id=event_id,
                                                                user_id=user.id, now=now)
@@ -185,7 +186,7 @@ def seed_ticket(event_id: int, email: str) -> None:
     ticket = queue.complete_purchase(entry_id=entry.id, user_id=user.id, now=now,
                                      payment_reference=f"seed-{entry.id}",
                                      amount_pence=entry.event.price_pence)
-    click.echo(f"{ticket.id} {tickets.token_for(ticket)}")
+    click.echo(f"{ticket.id} {tickets.token_for(ticket)} {ticket.door_code}")
 
 
 def register(app: Flask) -> None:

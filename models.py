@@ -13,12 +13,14 @@ Money is integer pence. Times are stored as naive UTC and read back as aware UTC
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import secrets
+from datetime import date, datetime, timezone
 
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -96,6 +98,18 @@ def _in(column: str, values) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+# A ticket's door code: Crockford's base32 (no I, L, O or U: the door reads a typed I or L
+# as 1 and O as 0), random per ticket. 10 characters are 50 bits: nobody guesses one, yet
+# it is typed in seconds. The door looks it up (services/tickets.py): it proves nothing by
+# itself, unlike the QR code's signed token.
+DOOR_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+DOOR_CODE_LENGTH = 10
+
+
+def new_door_code() -> str:
+    return "".join(secrets.choice(DOOR_CODE_ALPHABET) for _ in range(DOOR_CODE_LENGTH))
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
 
@@ -108,6 +122,8 @@ class User(UserMixin, db.Model):
     # Mirrors of the Connect account, kept current by ``account.updated`` webhooks.
     stripe_details_submitted: Mapped[bool] = mapped_column(default=False, server_default=false())
     stripe_charges_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Opted in to a daily email of yesterday's sales (services/summaries.py).
+    daily_sales_email: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     events: Mapped[list[Event]] = relationship(back_populates="organizer")
@@ -291,6 +307,7 @@ class Ticket(db.Model):
         ),
         Index("ix_tickets_event_status", "event_id", "status"),
         Index("ix_tickets_user", "user_id"),
+        Index("uq_ticket_door_code", "door_code", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -308,6 +325,10 @@ class Ticket(db.Model):
     # When the money went back (the gateway confirmed the refund); None while it is owed.
     refund_settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refund_reference: Mapped[str | None] = mapped_column(String(255))
+    # Typed at the door instead of scanning the QR code (``new_door_code``). Nullable only
+    # because a column added to a table in use can't be NOT NULL on SQLite; every ticket
+    # has one (the migration gave the older ones theirs).
+    door_code: Mapped[str | None] = mapped_column(String(12), default=new_door_code)
 
     event: Mapped[Event] = relationship()
     user: Mapped[User] = relationship()
@@ -393,6 +414,7 @@ class AuditAction:
     CHECKED_IN = "checked_in"
     EVENT_CANCELLED = "event_cancelled"
     DRAWN = "drawn"  # the lobby was drawn into line at the on-sale
+    SOLD_OUT = "sold_out"  # the last ticket sold (first time only: its organizer is emailed)
 
 
 class AuditEntry(db.Model):
@@ -444,3 +466,21 @@ class OutboxItem(db.Model):
 
     def __repr__(self) -> str:
         return f"<OutboxItem {self.id} {self.kind}{tuple(self.args)}>"
+
+
+class SalesSummary(db.Model):
+    """One organizer's daily sales email for one UTC day.
+
+    Written with its outbox row in one transaction, and unique per organizer and day, so
+    however often (or late) the periodic task runs, each day's summary is sent exactly once.
+    """
+
+    __tablename__ = "sales_summaries"
+    __table_args__ = (UniqueConstraint("organizer_id", "day", name="uq_summary_organizer_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organizer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    day: Mapped[date] = mapped_column(Date)  # the UTC day it reports on
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    organizer: Mapped[User] = relationship()

@@ -20,7 +20,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 from redis import ConnectionPool
 
 from config import load_config
-from services import notifications, outbox, purchases, queue
+from services import notifications, outbox, purchases, queue, summaries
 
 logger = logging.getLogger("tasks")
 
@@ -159,8 +159,16 @@ def resume_refunds() -> int:
 @in_app_context
 @outbox_task
 def send_notification(kind: str, object_id: int) -> str:
-    """Email someone about their offer or ticket; retried when the mail server fails."""
-    return notifications.send(kind, object_id)
+    """Email someone about their offer, ticket or event; retried when the mail server fails."""
+    return notifications.send(kind, object_id, now=_now())
+
+
+@huey.periodic_task(crontab(minute="7"))
+@in_app_context
+def queue_daily_sales_summaries() -> int:
+    """Every hour, the daily sales emails due and not yet written (each organizer's once a
+    day, from 07:00 UTC: a run missed while no consumer ran is made up by the next one)."""
+    return summaries.queue_daily_summaries(now=_now())
 
 
 @huey.periodic_task(crontab(minute="*"))

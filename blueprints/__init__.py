@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints import auth, events, health, payments, seller, tickets
+    from blueprints import auth, calendars, events, health, payments, seller, tickets
     from blueprints.helpers import IdConverter, refuse_control_characters, register_filters
 
     # Before any rule is added: every <int:…> then only matches ids the database can hold.
@@ -17,4 +17,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(payments.bp)
     app.register_blueprint(tickets.bp)
+    app.register_blueprint(calendars.bp)
     register_filters(app)

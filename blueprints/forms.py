@@ -207,10 +207,17 @@ class EventForm(SafeForm):
 
 
 class CheckInForm(SafeForm):
-    """The door: a ticket's QR code, typed, pasted, or read by a scanner or the camera."""
+    """The door: a ticket's QR code read by a scanner or the camera (or pasted), or its door
+    code typed."""
 
     token = StringField("Ticket code", filters=[lambda value: value.strip() if value else value],
                         validators=[DataRequired("Enter or scan a ticket code.")])
+
+
+class SummaryEmailForm(SafeForm):
+    """The organizer's daily sales email, on or off (the dashboard's setting)."""
+
+    daily_sales_email = BooleanField("Email me a summary of yesterday's sales each morning")
 
 
 def attach_error(form: FlaskForm, error: ServiceError) -> None:

@@ -10,9 +10,9 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.routing import IntegerConverter
 
 from models import CheckoutStatus, EndReason, EntryStatus, TicketStatus
-from services import timezones
-from services.text import text_problem
-from services.tickets import CheckInOutcome
+from services import events, timezones
+from services.text import plural, text_problem
+from services.tickets import CheckInOutcome, grouped_code
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns on PostgreSQL
 MAX_PAGE = 10_000
@@ -166,4 +166,8 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(timezones.clock, "clock")
     app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(day_label, "day_label")
+    app.add_template_filter(grouped_code, "door_code")
     app.jinja_env.globals.update(STATE_NAMES)
+    app.jinja_env.globals["plural"] = plural
+    # An event card's availability line (the listings render many cards from one query).
+    app.jinja_env.globals["listing_state"] = lambda event: events.listing_state(event, now=now())

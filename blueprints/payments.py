@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from blueprints.helpers import now, render_page_or_fragment
 from extensions import csrf, db, limiter
 from models import CheckoutStatus
-from services import Busy, ServiceError, payments, purchases, webhooks
+from services import Busy, ServiceError, payments, purchases, tickets, webhooks
 from services.urls import absolute_url
 
 bp = Blueprint("payments", __name__)
@@ -49,9 +49,12 @@ def _session():
 @bp.get("/checkout/success")
 @login_required
 def success():
-    """What became of the payment; the result fragment polls here until it is settled."""
+    """What became of the payment; the result fragment polls here until it is settled. Once
+    paid: the receipt, the door code and the ways to keep the ticket."""
+    session = _session()
+    receipt = tickets.receipt_for(session.ticket) if session.ticket is not None else None
     return render_page_or_fragment("payments/success.html", "payments/_result.html",
-                                   per_user=True, session=_session())
+                                   per_user=True, session=session, receipt=receipt)
 
 
 @bp.get("/checkout/cancel")

@@ -15,7 +15,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from blueprints import charts
-from blueprints.forms import CheckInForm, EventForm, attach_error
+from blueprints.forms import CheckInForm, EventForm, SummaryEmailForm, attach_error
 from blueprints.helpers import now, render_page_or_fragment, wants_fragment
 from extensions import limiter
 from services import (
@@ -26,11 +26,13 @@ from services import (
     purchases,
     queue,
     reports,
+    summaries,
     tickets,
     timezones,
 )
 from services.events import EventDetails
 from services.payments import PaymentError
+from services.text import plural
 from services.urls import absolute_url
 
 bp = Blueprint("seller", __name__, url_prefix="/seller")
@@ -50,8 +52,23 @@ def _owned_event(event_id: int):
 @bp.get("")
 def dashboard():
     moment = now()
-    return render_template("seller/dashboard.html", now=moment,
+    form = SummaryEmailForm(daily_sales_email=current_user.daily_sales_email)
+    return render_template("seller/dashboard.html", now=moment, summary_form=form,
                            rows=reports.organizer_figures(current_user.id, now=moment))
+
+
+@bp.post("/summary-email")
+def summary_email():
+    """The dashboard's setting: a daily email of yesterday's sales, or none."""
+    form = SummaryEmailForm()
+    if not form.validate():
+        flash("That setting could not be saved. Please try again.", "error")
+        return redirect(url_for("seller.dashboard"), code=303)
+    summaries.set_daily_sales_email(user_id=current_user.id,
+                                    enabled=bool(form.daily_sales_email.data))
+    flash("You'll get a summary of yesterday's sales by email each morning."
+          if form.daily_sales_email.data else "Daily sales emails are off.", "success")
+    return redirect(url_for("seller.dashboard"), code=303)
 
 
 def _details(form: EventForm) -> EventDetails:
@@ -191,9 +208,11 @@ def event_detail(event_id: int):
     event = _owned_event(event_id)
     moment = now()
     sales = reports.daily_sales(event.id)
+    on_sale_since = (event.published_at or event.created_at).date()
+    until = min(moment, event.cancelled_at or moment, event.starts_at).date()
     return render_template(
         "seller/event.html", event=event, figures=reports.event_figures(event, now=moment),
-        sales=sales, chart=charts.sales_chart(sales),
+        sales=sales, chart=charts.sales_chart(sales, since=on_sale_since, until=until),
         tickets=events.tickets_of_event(event.id), is_past=event.is_past(moment),
         refunds=purchases.refund_progress(event.id), audit=events.audit_trail(event.id),
     )
@@ -246,14 +265,27 @@ def confirm_cancel(event_id: int):
 
 @bp.post("/events/<int:event_id>/cancel")
 def cancel_event(event_id: int):
+    before = reports.event_figures(_owned_event(event_id), now=now())
     try:
         events.cancel_event(event_id=event_id, organizer_id=current_user.id, now=now())
     except events.EventError as error:  # already cancelled: say so on the event's page
         flash(str(error), "error")
         return redirect(url_for("seller.event_detail", event_id=event_id), code=303)
-    flash("The event is cancelled. Everyone in the queue was told, and every ticket is being "
-          "refunded.", "success")
+    flash(f"The event is cancelled: {_cancel_outcome(before)}. We've emailed you a summary.",
+          "success")
     return redirect(url_for("seller.event_detail", event_id=event_id), code=303)
+
+
+def _cancel_outcome(before: reports.EventFigures) -> str:
+    """What a cancel did, from the figures just before it, in words that fit the numbers."""
+    held, in_line = before.valid, before.live_offers + before.waiting
+    done = []
+    if held:
+        done.append(f"{plural(held, 'ticket')} {'is' if held == 1 else 'are'} being refunded")
+    if in_line:
+        done.append(f"{plural(in_line, 'person', 'people')} in line "
+                    f"{'has' if in_line == 1 else 'have'} been told")
+    return " and ".join(done) or "nobody had a ticket or a place in line"
 
 
 @bp.post("/tickets/<int:ticket_id>/refund")
@@ -270,12 +302,14 @@ def refund_ticket(ticket_id: int):
 
 @bp.get("/connect")
 def connect():
-    """Stripe Connect: onboarding and status of the organizer's own account."""
-    try:
-        status = payouts.connect_status(user_id=current_user.id)
-    except PaymentError as error:
-        flash(str(error), "error")
-        status = None
+    """Stripe Connect: onboarding and status of the organizer's own account. With local
+    payments there is no account to set up, and the page says only that."""
+    status = None
+    if current_app.config["PAYMENTS"] != "local":
+        try:
+            status = payouts.connect_status(user_id=current_user.id)
+        except PaymentError as error:
+            flash(str(error), "error")
     return render_template("seller/connect.html", status=status,
                            payments=current_app.config["PAYMENTS"])
 

@@ -1,4 +1,4 @@
-"""My tickets: the list, and one ticket with its QR code."""
+"""My tickets: the list, and one ticket with its QR code, door code and receipt."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def index():
 @bp.get("/tickets/<int:ticket_id>")
 @login_required
 def show(ticket_id: int):
+    """The ticket to show at the door (or to print: the page has a print layout)."""
     ticket = tickets.owned_ticket(ticket_id=ticket_id, user_id=current_user.id)
     qr = Markup(tickets.qr_svg(ticket)) if ticket.status == TicketStatus.VALID else None
     return render_template("tickets/show.html", ticket=ticket, qr=qr,
-                           token=tickets.token_for(ticket))
+                           receipt=tickets.receipt_for(ticket))

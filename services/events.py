@@ -12,7 +12,17 @@ from sqlalchemy import or_, select
 
 from extensions import db
 from models import AuditEntry, Event, Ticket, User
-from services import Forbidden, NotFound, ServiceError, draws, images, outbox, queue, timezones
+from services import (
+    Forbidden,
+    NotFound,
+    ServiceError,
+    draws,
+    images,
+    outbox,
+    queue,
+    queue_reads,
+    timezones,
+)
 from services.locking import UnitOfWork
 from services.text import text_problem
 
@@ -256,6 +266,36 @@ def _like(q: str) -> str:
     return f"%{escaped}%"
 
 
+@dataclass(frozen=True)
+class ListingState:
+    """What an event's card in the listings says about getting a ticket."""
+
+    kind: str  # one of ListingState.KINDS
+    remaining: int
+    sale_starts_at: datetime | None = None
+
+    NOT_YET, ON_SALE, FEW_LEFT, SOLD_OUT = "not-yet", "on-sale", "few-left", "sold-out"
+    KINDS = (NOT_YET, ON_SALE, FEW_LEFT, SOLD_OUT)
+
+
+def few_left(total: int) -> int:
+    """How few remaining tickets count as "few": a tenth of the capacity, at least 2 and at
+    most 10."""
+    return min(10, max(2, total // 10))
+
+
+def listing_state(event: Event, *, now: datetime) -> ListingState:
+    """On sale, few left, sold out (the waiting list is open), or on sale later."""
+    remaining = queue_reads.availability(event, now=now).remaining
+    if event.sale_starts_at is not None and event.sale_starts_at > now:
+        return ListingState(ListingState.NOT_YET, remaining, event.sale_starts_at)
+    if remaining == 0:
+        return ListingState(ListingState.SOLD_OUT, 0)
+    if remaining <= few_left(event.total_tickets):
+        return ListingState(ListingState.FEW_LEFT, remaining)
+    return ListingState(ListingState.ON_SALE, remaining)
+
+
 def search_upcoming(*, q: str = "", page: int = 1, per_page: int = 12, now: datetime):
     """Upcoming, not-cancelled events, soonest first, optionally matching ``q``."""
     query = select(Event).where(Event.starts_at > now, Event.cancelled_at.is_(None),
@@ -281,13 +321,15 @@ def events_of(organizer_id: int) -> list[Event]:
 
 def cancel_event(*, event_id: int, organizer_id: int, now: datetime) -> Event:
     """Cancel an event its organizer owns: it leaves the listings, its queue closes, open
-    payments close, and every ticket is refunded (the money by outbox tasks)."""
+    payments close, and every ticket is refunded (the money by outbox tasks). The organizer
+    is emailed once it is done, with what it did."""
     get_owned_event(event_id=event_id, user_id=organizer_id)
     with queue.transition(event_id, now=now) as event:
         if event.is_cancelled:
             raise EventError("This event is already cancelled.")
         event.cancelled_at = now
         queue.close_queue(event, now=now, actor_id=organizer_id)
+        outbox.add("send_notification", "cancellation_done", event.id, now=now)
     return event
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import smtplib
+from dataclasses import dataclass
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -34,9 +35,26 @@ def recipient(name: str, email: str) -> Address:
     return Address(display_name=one_line(name), username=local, domain=domain)
 
 
-def build(*, to: Address, subject: str, template: str, key: str, **context) -> EmailMessage:
+@dataclass(frozen=True)
+class InlineImage:
+    """A picture the HTML part shows as ``<img src="cid:{{ cid }}">`` (a related part, so
+    mail programs show it without fetching anything)."""
+
+    cid: str  # without the angle brackets
+    png: bytes
+    filename: str
+
+
+def inline_image(png: bytes, *, name: str, filename: str) -> InlineImage:
+    return InlineImage(cid=make_msgid(idstring=name, domain="tickethub")[1:-1], png=png,
+                       filename=filename)
+
+
+def build(*, to: Address, subject: str, template: str, key: str,
+          images: tuple[InlineImage, ...] = (), **context) -> EmailMessage:
     """Render ``email/<template>.txt`` and ``.html`` into one message to ``to`` (see
-    ``recipient``). The subject is made one line, whatever names it holds."""
+    ``recipient``), with ``images`` inside the HTML part. The subject is made one line,
+    whatever names it holds."""
     message = EmailMessage(policy=policy.default if to.username.isascii() else _UTF8_POLICY)
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = to
@@ -45,6 +63,10 @@ def build(*, to: Address, subject: str, template: str, key: str, **context) -> E
     message["Message-ID"] = make_msgid(idstring=key.replace("-", "."), domain="tickethub")
     message.set_content(render_template(f"email/{template}.txt", **context))
     message.add_alternative(render_template(f"email/{template}.html", **context), subtype="html")
+    html = message.get_payload()[-1]
+    for image in images:
+        html.add_related(image.png, maintype="image", subtype="png", cid=f"<{image.cid}>",
+                         disposition="inline", filename=image.filename)
     return message
 
 

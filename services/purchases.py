@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
@@ -30,6 +29,7 @@ from models import (
     WaitingListEntry,
 )
 from services import NotFound, ServiceError, payments, queue, queue_reads
+from services.fees import platform_fee
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,6 @@ SETTLE_BATCH = 100
 
 class PurchaseError(ServiceError):
     status_code = 409
-
-
-def platform_fee(amount_pence: int) -> int:
-    """``PLATFORM_FEE_PERCENT`` of the amount, rounded to the nearest penny (half up)."""
-    percent = Decimal(str(current_app.config["PLATFORM_FEE_PERCENT"]))
-    return int((Decimal(amount_pence) * percent / 100).quantize(Decimal(1), ROUND_HALF_UP))
 
 
 def _live_offer(event_id: int, user_id: int, now: datetime) -> WaitingListEntry:

@@ -131,6 +131,8 @@ def _note(event: Event, action: str, *, now: datetime, subject_id: int | None,
     if kind is not None:
         subject = ticket if notifications.is_about_ticket(kind) else entry
         outbox.add("send_notification", kind, subject.id, now=now)
+    for kind, object_id in notifications.organizer_notices(event, action, ticket=ticket, now=now):
+        outbox.add("send_notification", kind, object_id, now=now)
 
 
 _OFFER_ENDINGS = (AuditAction.EXPIRED, AuditAction.RELEASED, AuditAction.EVENT_CANCELLED)

@@ -1,8 +1,9 @@
 """What organizers read about their events: sales figures, sales over time, the attendee list.
 
 Read only. Money comes from the tickets actually sold (each ticket's ``amount_pence``,
-whatever the event costs today), counted over live tickets (valid or used), so a refund
-takes its ticket out of every figure. Sums are SQL aggregates, never per-ticket loops.
+whatever the event costs today). A ticket refunded later still counts as sold, and its
+refund is counted beside it, so a cancelled event keeps its history. Sums are SQL
+aggregates, never per-ticket loops.
 """
 
 from __future__ import annotations
@@ -13,31 +14,53 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Date, and_, func, or_, select
+from sqlalchemy import Date, and_, case, func, or_, select
 
 from extensions import db
 from models import EntryStatus, Event, Ticket, TicketStatus, User, WaitingListEntry
 from services import queue_reads
-from services.purchases import platform_fee
+from services.fees import platform_fee
 
 
 @dataclass(frozen=True)
 class EventFigures:
-    """One event's numbers on the organizer's dashboard."""
+    """One event's numbers on the organizer's dashboard.
+
+    Tickets sold stay sold in these figures when they are refunded later (by the organizer,
+    or because the event was cancelled): ``sold`` counts them and ``refunded`` says how many
+    went back, so a cancelled event still shows what it sold and who came to the door.
+    """
 
     event: Event
     capacity: int
-    sold: int  # live tickets: valid or used
+    sold: int  # tickets paid for (or free ones taken), refunded ones included
+    refunded: int  # of those, refunded since
     live_offers: int  # offers held right now (past their deadline: not counted)
     waiting: int
-    checked_in: int
-    gross_pence: int  # what the live tickets were sold for
-    fee_pence: int  # the platform fee, rounded half up per ticket
+    checked_in: int  # admitted at the door, refunded since or not
+    sales_pence: int  # what every ticket sold was sold for, at the price paid
+    refunded_pence: int  # what went back (or is on its way back) to buyers
+    fee_pence: int  # the platform fee on the tickets kept, rounded half up per ticket
     remaining: int  # what buyers see as left (``queue_reads.availability``): 0 once cancelled
 
     @property
+    def valid(self) -> int:
+        """Tickets people hold now (valid or used)."""
+        return self.sold - self.refunded
+
+    @property
+    def kept_pence(self) -> int:
+        """Sales less refunds: what the tickets still held were sold for."""
+        return self.sales_pence - self.refunded_pence
+
+    @property
     def net_pence(self) -> int:
-        return self.gross_pence - self.fee_pence
+        return self.kept_pence - self.fee_pence
+
+
+# Tickets that were sold: the live ones and those refunded since (a cancelled ticket's
+# payment was never taken).
+SOLD_STATUSES = (*TicketStatus.LIVE, TicketStatus.REFUNDED)
 
 
 def figures_of(events: list[Event], *, now: datetime) -> list[EventFigures]:
@@ -45,23 +68,25 @@ def figures_of(events: list[Event], *, now: datetime) -> list[EventFigures]:
     ids = [event.id for event in events]
     if not ids:
         return []
-    sold: dict[int, int] = dict.fromkeys(ids, 0)
-    used: dict[int, int] = dict.fromkeys(ids, 0)
-    gross: dict[int, int] = dict.fromkeys(ids, 0)
-    fees: dict[int, int] = dict.fromkeys(ids, 0)
-    # One row per (event, status, price paid): the fee is rounded per ticket, so it is
-    # the same for every ticket sold at one price, and each row needs one multiplication.
+    counts = {name: dict.fromkeys(ids, 0) for name in (
+        "sold", "refunded", "checked_in", "sales", "refunds", "fees")}
+    # One row per (event, status, price paid, admitted or not): the fee is rounded per
+    # ticket, so it is the same for every ticket sold at one price.
+    admitted = case((Ticket.checked_in_at.is_not(None), 1), else_=0)
     sales = db.session.execute(
-        select(Ticket.event_id, Ticket.status, Ticket.amount_pence, func.count())
-        .where(Ticket.event_id.in_(ids), Ticket.status.in_(TicketStatus.LIVE))
-        .group_by(Ticket.event_id, Ticket.status, Ticket.amount_pence)
+        select(Ticket.event_id, Ticket.status, Ticket.amount_pence, admitted, func.count())
+        .where(Ticket.event_id.in_(ids), Ticket.status.in_(SOLD_STATUSES))
+        .group_by(Ticket.event_id, Ticket.status, Ticket.amount_pence, admitted)
     )
-    for event_id, status, amount, count in sales:
-        sold[event_id] += count
-        if status == TicketStatus.USED:
-            used[event_id] += count
-        gross[event_id] += amount * count
-        fees[event_id] += platform_fee(amount) * count
+    for event_id, status, amount, was_admitted, count in sales:
+        counts["sold"][event_id] += count
+        counts["sales"][event_id] += amount * count
+        counts["checked_in"][event_id] += count if was_admitted else 0
+        if status == TicketStatus.REFUNDED:
+            counts["refunded"][event_id] += count
+            counts["refunds"][event_id] += amount * count
+        else:
+            counts["fees"][event_id] += platform_fee(amount) * count
     offers: dict[int, int] = dict.fromkeys(ids, 0)
     waiting: dict[int, int] = dict.fromkeys(ids, 0)
     queue_rows = db.session.execute(
@@ -80,9 +105,11 @@ def figures_of(events: list[Event], *, now: datetime) -> list[EventFigures]:
         (offers if status == EntryStatus.OFFERED else waiting)[event_id] = count
     return [
         EventFigures(
-            event=event, capacity=event.total_tickets, sold=sold[event.id],
-            live_offers=offers[event.id], waiting=waiting[event.id], checked_in=used[event.id],
-            gross_pence=gross[event.id], fee_pence=fees[event.id],
+            event=event, capacity=event.total_tickets, sold=counts["sold"][event.id],
+            refunded=counts["refunded"][event.id], live_offers=offers[event.id],
+            waiting=waiting[event.id], checked_in=counts["checked_in"][event.id],
+            sales_pence=counts["sales"][event.id], refunded_pence=counts["refunds"][event.id],
+            fee_pence=counts["fees"][event.id],
             remaining=queue_reads.availability(event, now=now).remaining,
         )
         for event in events
@@ -108,7 +135,7 @@ def organizer_figures(organizer_id: int, *, now: datetime) -> list[EventFigures]
 
 @dataclass(frozen=True)
 class DaySales:
-    """Tickets bought on one UTC day that are still live, and the running total."""
+    """Tickets sold on one UTC day (refunded since or not), and the running total."""
 
     day: date
     sold: int
@@ -116,12 +143,13 @@ class DaySales:
 
 
 def daily_sales(event_id: int) -> list[DaySales]:
-    """One entry per UTC day with sales (live tickets by ``purchased_at``), oldest first."""
+    """One entry per UTC day with sales (tickets sold by ``purchased_at``, refunded since or
+    not: they were sold that day), oldest first."""
     # Timestamps are stored as naive UTC, so the database's date() is the UTC day.
     day = func.date(Ticket.purchased_at, type_=Date)
     rows = db.session.execute(
         select(day, func.count())
-        .where(Ticket.event_id == event_id, Ticket.status.in_(TicketStatus.LIVE))
+        .where(Ticket.event_id == event_id, Ticket.status.in_(SOLD_STATUSES))
         .group_by(day)
         .order_by(day)
     )
@@ -189,7 +217,13 @@ def attendee_csv(event_id: int) -> str:
     return out.getvalue()
 
 
-def attendee_filename(event: Event) -> str:
-    """``event-12-indie-night-attendees.csv``: ASCII only, safe in a header."""
+def event_filename(event: Event, extension: str, *, suffix: str = "") -> str:
+    """``event-12-indie-night.ics``: the event's id and name, ASCII only, safe in a header."""
     slug = re.sub(r"[^a-z0-9]+", "-", event.name.lower()).strip("-")[:40].strip("-")
-    return f"event-{event.id}-{slug + '-' if slug else ''}attendees.csv"
+    words = "-".join(part for part in (slug, suffix) if part)
+    return f"event-{event.id}{'-' + words if words else ''}.{extension}"
+
+
+def attendee_filename(event: Event) -> str:
+    """``event-12-indie-night-attendees.csv``."""
+    return event_filename(event, "csv", suffix="attendees")

@@ -24,3 +24,10 @@ def text_problem(value: str, *, multiline: bool = False) -> str | None:
     if _LINE_BREAKS.search(value):
         return LINE_BREAK
     return CONTROL_CHARACTER if _CONTROL.search(value) else None
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``count`` with the word in the form that goes with it: '1 ticket', '0 tickets',
+    '2 people' (``plural(2, "person", "people")``)."""
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {word}"

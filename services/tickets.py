@@ -1,7 +1,10 @@
-"""Tickets as their owners and the door see them: lists, signed QR tokens, check-in."""
+"""Tickets as their owners and the door see them: lists, signed QR tokens, door codes,
+receipts, check-in."""
 
 from __future__ import annotations
 
+import io
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,8 +14,18 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import case, func, select, update
 
 from extensions import db
-from models import AuditAction, AuditEntry, Event, Ticket, TicketStatus
+from models import (
+    DOOR_CODE_ALPHABET,
+    DOOR_CODE_LENGTH,
+    AuditAction,
+    AuditEntry,
+    CheckoutSession,
+    Event,
+    Ticket,
+    TicketStatus,
+)
 from services import NotFound, ServiceError
+from services.fees import platform_fee
 from services.locking import begin_write, busy_on_lock_timeout
 
 
@@ -43,6 +56,74 @@ def read_token(token: str) -> tuple[int, int]:
 def qr_svg(ticket: Ticket) -> str:
     """The ticket's token as an inline SVG QR code."""
     return segno.make(token_for(ticket), error="m").svg_inline(scale=5, border=2, dark="#000")
+
+
+def qr_png(ticket: Ticket) -> bytes:
+    """The ticket's token as a PNG QR code (for email, where SVG is rarely shown)."""
+    buffer = io.BytesIO()
+    segno.make(token_for(ticket), error="m").save(buffer, kind="png", scale=6, border=2)
+    return buffer.getvalue()
+
+
+# What people type for a door code: any case, spaces or dashes between the groups, and the
+# letters Crockford's base32 reads as digits.
+_CODE_SEPARATORS = re.compile(r"[\s\-‐‑‒–—]+")
+_CODE_LOOKALIKES = str.maketrans("ILO", "110")
+
+
+def door_code_of(text: str) -> str | None:
+    """The door code ``text`` spells (``k7qm4-xpr2d`` → ``K7QM4XPR2D``), or None when it
+    can't be one (a QR token, say)."""
+    code = _CODE_SEPARATORS.sub("", text or "").upper().translate(_CODE_LOOKALIKES)
+    if len(code) == DOOR_CODE_LENGTH and all(ch in DOOR_CODE_ALPHABET for ch in code):
+        return code
+    return None
+
+
+def grouped_code(code: str | None) -> str:
+    """``K7QM4XPR2D`` → ``K7QM4-XPR2D``: two groups of five are easier to read out."""
+    if not code:
+        return ""
+    half = len(code) // 2
+    return f"{code[:half]}-{code[half:]}"
+
+
+def _identify(token: str) -> tuple[int, int]:
+    """(ticket id, event id) of a QR token or a door code; TokenError if neither."""
+    code = door_code_of(token)
+    if code is None:
+        return read_token(token)
+    found = db.session.execute(
+        select(Ticket.id, Ticket.event_id).where(Ticket.door_code == code)).first()
+    if found is None:
+        raise TokenError("No ticket has this code. Check it with the holder and type it again.")
+    return found.id, found.event_id
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a buyer paid for a ticket, for the success page and the purchase email."""
+
+    ticket_id: int
+    amount_pence: int
+    fee_pence: int  # the platform's part of the amount (the organizer gets the rest)
+    paid_at: datetime
+    reference: str  # the payment's own reference (Stripe's payment intent, or ours)
+
+    @property
+    def number(self) -> str:
+        """The receipt's number, as people quote it: ``TH-000042``."""
+        return f"TH-{self.ticket_id:06d}"
+
+
+def receipt_for(ticket: Ticket) -> Receipt:
+    """The receipt of a ticket: the fee as charged at checkout (the rule's value today for
+    a ticket sold without one)."""
+    charged = db.session.scalar(
+        select(CheckoutSession.fee_pence).where(CheckoutSession.ticket_id == ticket.id))
+    fee = charged if charged is not None else platform_fee(ticket.amount_pence)
+    return Receipt(ticket_id=ticket.id, amount_pence=ticket.amount_pence, fee_pence=fee,
+                   paid_at=ticket.purchased_at, reference=ticket.payment_reference or "")
 
 
 def owned_ticket(*, ticket_id: int, user_id: int) -> Ticket:
@@ -114,7 +195,8 @@ def door_tally(event_id: int) -> DoorTally:
 
 def check_in(*, event_id: int, token: str, now: datetime,
              actor_id: int | None = None) -> CheckIn:
-    """Admit the holder of ``token`` to event ``event_id``: a valid ticket becomes used.
+    """Admit the holder of ``token`` (the QR code's signed token, or the ticket's door code
+    as typed) to event ``event_id``: a valid ticket becomes used.
 
     Exactly once, however many phones scan the same ticket at the same moment: the
     transition is one conditional UPDATE (``… WHERE status = 'valid'``) and only the
@@ -126,7 +208,7 @@ def check_in(*, event_id: int, token: str, now: datetime,
     organizer's own.
     """
     try:
-        ticket_id, token_event_id = read_token(token)
+        ticket_id, token_event_id = _identify(token)
     except TokenError as error:
         return CheckIn(CheckInOutcome.INVALID, str(error), door_tally(event_id))
     if token_event_id != event_id:

@@ -77,4 +77,13 @@
   }
   document.addEventListener("DOMContentLoaded", announce);
   document.addEventListener("htmx:afterSettle", announce);
+
+  // "Print this ticket": only with JavaScript (the browser's own Print works without it,
+  // and the print layout is the same either way).
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-print]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () { window.print(); });
+    });
+  });
 })();

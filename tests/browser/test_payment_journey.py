@@ -15,7 +15,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from services import tickets
+from extensions import db
+from models import Ticket
 from tests.browser.pages import browser_for
 from tests.support.seeding import Person, publish_event
 
@@ -75,7 +76,8 @@ def pay(page: Page) -> None:
 
 
 def expect_valid_ticket(page: Page) -> int:
-    """The ticket page: valid, with a visible QR code and its token; returns the ticket id."""
+    """The ticket page: valid, with a visible QR code and its door code; returns the ticket
+    id."""
     page.wait_for_url(TICKET_PAGE)
     expect(page.locator("#ticket")).to_have_attribute("data-status", "valid")
     qr = page.locator("#ticket figure.qr svg")
@@ -84,7 +86,8 @@ def expect_valid_ticket(page: Page) -> int:
     box = qr.bounding_box()
     assert box and box["width"] > 50 and box["height"] > 50, box
     expect(page.get_by_role("img", name=re.compile(r"^QR code for ticket \d+$"))).to_be_visible()
-    expect(page.locator("#ticket code.token")).to_have_text(re.compile(r"^[A-Za-z0-9_.-]{20,}$"))
+    expect(page.locator("#ticket code.door-code")).to_have_text(
+        re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$"))
     return int(TICKET_PAGE.search(page.url).group(1))
 
 
@@ -108,10 +111,12 @@ def test_join_pay_and_find_the_ticket(live_server, new_context, screenshot, java
 
     page.get_by_role("link", name="View your ticket").click()
     ticket_id = expect_valid_ticket(page)
-    token = page.locator("#ticket code.token").inner_text()
-    # The code shown is the real, signed one for this ticket and event.
+    code = page.locator("#ticket").get_attribute("data-code")
+    # The code shown is this ticket's own, the one the door accepts.
+    assert page.locator("#ticket code.door-code").inner_text() == f"{code[:5]}-{code[5:]}"
     with live_server.app_context(SECRET_KEY=live_server.env["SECRET_KEY"]):
-        assert tickets.read_token(token) == (ticket_id, event_id)
+        ticket = db.session.get(Ticket, ticket_id)
+        assert (ticket.door_code, ticket.event_id) == (code, event_id)
     page.set_viewport_size(PHONE)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     screenshot(page, f"payment-360x740-ticket-{'js' if javascript else 'no-js'}")

@@ -11,3 +11,11 @@ def organizer(auth):
     olive = make_user(name="Olive")
     auth.login(olive)
     return olive
+
+
+@pytest.fixture
+def ann(auth):
+    """A buyer, Ann, signed in on ``client``."""
+    user = make_user(name="Ann")
+    auth.login(user)
+    return user

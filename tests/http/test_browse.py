@@ -11,6 +11,7 @@ import pytest
 from flask import current_app
 
 from services.events import EventDetails, cancel_event, create_event
+from services.queue import join_queue
 from tests.support.factories import image_bytes, make_event, make_user, utc
 
 NOW = datetime.now(timezone.utc)
@@ -86,6 +87,55 @@ def test_each_listed_event_shows_its_date_place_and_price(client):
     assert "Sat 7 Dec 2030, 19:30 UTC" in home
     assert "The Crypt" in home
     assert "£12.50" in home
+
+
+def card_of(body: str, name: str) -> str:
+    match = re.search(rf'<li class="card"[^>]*>(?:(?!</li>).)*?>{re.escape(name)}</a>.*?</li>',
+                      body, re.S)
+    assert match, f"no card for {name}"
+    return match.group(0)
+
+
+def availability_line(card: str) -> str:
+    line = re.search(r'<p class="availability[^"]*">(.*?)</p>', card, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", " ", line).split())
+
+
+def test_each_card_says_whether_tickets_can_be_had(client):
+    plenty = event_in(1, "Plenty", total_tickets=100)
+    few = event_in(2, "Few", total_tickets=20)
+    sold_out = event_in(3, "Gone", total_tickets=1)
+    later = make_event(name="Later", total_tickets=50, timezone="Europe/London",
+                       starts_at=utc(2099, 7, 10, 19, 0), sale_starts_at=utc(2099, 7, 3, 9, 0))
+    for event, taken in ((few, 18), (sold_out, 1)):
+        for _ in range(taken):
+            join_queue(event_id=event.id, user_id=make_user().id, now=NOW)  # offered at once
+
+    home = page(client.get("/"))
+
+    assert availability_line(card_of(home, "Plenty")) == "On sale"
+    assert availability_line(card_of(home, "Few")) == "Only 2 left"
+    assert availability_line(card_of(home, "Gone")) == "Sold out — join the waiting list"
+    assert availability_line(card_of(home, "Later")) == "On sale Fri 3 Jul 2099, 10:00 BST"
+    hooks = re.findall(r'<li class="card" data-availability="([a-z-]+)" '
+                       r'data-remaining="(\d+)">.*?<a href="/events/(\d+)"', home, re.S)
+    assert hooks == [("on-sale", "100", str(plenty.id)), ("few-left", "2", str(few.id)),
+                     ("sold-out", "0", str(sold_out.id)), ("not-yet", "50", str(later.id))]
+
+
+def test_search_results_say_what_was_searched(client):
+    event_in(1, "Jazz Night")
+    event_in(2, "Late Jazz")
+    event_in(3, "Folk Session")
+
+    plain = page(client.get("/"))
+    one = page(client.get("/", query_string={"q": "folk"}))
+    two = page(client.get("/", query_string={"q": "jazz"}))
+
+    assert "<h1>Upcoming events</h1>" in plain
+    assert "<h1>Events matching “folk”</h1>" in one and "<h1>Upcoming events</h1>" not in one
+    assert "1 upcoming event matches." in one
+    assert "<h1>Events matching “jazz”</h1>" in two and "2 upcoming events match." in two
 
 
 def test_an_empty_site_says_there_is_nothing_yet(client):

@@ -1,5 +1,5 @@
 """The door page (/seller/events/<id>/checkin): the organizer checks tickets in by their QR
-token, typed, pasted or scanned, as a plain form or with HTMX."""
+token (pasted or scanned) or door code (typed), as a plain form or with HTMX."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_a_ticket_bought_on_the_site_gets_its_holder_in_once(client, auth):
     event = make_event(olive, name="Indie Night", total_tickets=3)
     ann = make_user(name="Ann")
     auth.login(ann)
-    ticket_id, token = buy_through_the_site(client, event)
+    ticket_id, token = buy_through_the_site(client, event)  # the door code on the ticket
     auth.logout()
 
     auth.login(olive)
@@ -114,6 +114,38 @@ def test_every_refusal_is_shown_big_and_admits_nobody(client, organizer, event, 
     assert outcome_of(response) == outcome
     assert "✘" in text(response) and headline in text(response)
     assert "checkin-no" in text(response)
+    db.session.rollback()
+    assert db.session.get(Ticket, ticket.id).checked_in_at is None
+
+
+def test_a_door_code_typed_as_the_holder_reads_it_out_checks_in(client, organizer, event):
+    ticket = ticket_of(event)
+    typed = f"{ticket.door_code[:5]} - {ticket.door_code[5:]}".lower()
+
+    admitted = client.post(checkin_url(event), data={"token": typed}, headers=HX)
+    again = client.post(checkin_url(event), data={"token": ticket.door_code})
+
+    assert outcome_of(admitted) == "admitted" and f"Ann · ticket #{ticket.id}" in text(admitted)
+    assert outcome_of(again) == "already_used" and "Already used" in text(again)
+
+
+@pytest.mark.parametrize("case, outcome, message", [
+    ("mistyped", "invalid", "No ticket has this code. Check it with the holder and type it again."),
+    ("other event", "wrong_event", "This ticket is for a different event."),
+])
+def test_a_wrong_door_code_is_refused_big_and_admits_nobody(client, organizer, event, case,
+                                                          outcome, message):
+    ticket = ticket_of(event)
+    code = ticket.door_code
+    if case == "mistyped":
+        code = code[:-1] + ("Z" if code[-1] != "Z" else "Y")
+    else:
+        code = ticket_of(make_event(make_user(), name="Elsewhere"), "Bob").door_code
+
+    response = client.post(checkin_url(event), data={"token": code})
+
+    assert outcome_of(response) == outcome
+    assert "✘" in text(response) and message in text(response)
     db.session.rollback()
     assert db.session.get(Ticket, ticket.id).checked_in_at is None
 

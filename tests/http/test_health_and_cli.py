@@ -11,7 +11,7 @@ from app import create_app
 from cli import DEMO_PASSWORD
 from extensions import db
 from models import Event, User, WaitingListEntry
-from services import outbox, queue
+from services import outbox, queue, tickets
 from tests.support.apps import build_test_config
 from tests.support.factories import PASSWORD, make_event, make_user
 
@@ -130,7 +130,7 @@ def test_seed_commands_chain_and_make_what_people_then_use(any_db_app):
         "join", "--event", "1", "--email", "bob@example.com",
     )
     olive, ann, bob, event_id = map(int, lines[:4])
-    ticket_id, token = lines[4].split()
+    ticket_id, token, door_code = lines[4].split()
     assert lines[5].split()[1] == "waiting"
 
     people = dict(db.session.execute(select(User.email, User.id)).all())
@@ -140,7 +140,8 @@ def test_seed_commands_chain_and_make_what_people_then_use(any_db_app):
     assert client.post("/login", data={"email": "ann@example.com",
                                        "password": PASSWORD}).status_code == 303
     ticket_page = client.get(f"/tickets/{ticket_id}").get_data(as_text=True)
-    assert 'data-status="valid"' in ticket_page and token in ticket_page
+    assert f'data-status="valid" data-code="{door_code}"' in ticket_page
+    assert tickets.read_token(token) == (int(ticket_id), event_id)
     assert "£9.00" in client.get("/tickets").get_data(as_text=True)
 
 

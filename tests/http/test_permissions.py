@@ -43,8 +43,9 @@ PERMISSIONS = [
     *every_role("GET", "/events/{event}",                            200, 200, 200, 200),
     *every_role("GET", "/events/{event}/status",                     200, 200, 200, 200),
     *every_role("GET", "/events/{event}/availability",               200, 200, 200, 200),
-    # The world's events have no on-sale time, so no draw to show (tests/http/test_draws.py).
+    # The world's events have no on-sale time, so no draw to show (test_fair_start_views.py).
     *every_role("GET", "/events/{event}/draw",                       404, 404, 404, 404),
+    *every_role("GET", "/events/{event}/calendar.ics",               200, 200, 200, 200),
     # Joining twice, or leaving without a place, is refused; the other organizer may buy.
     *every_role("POST", "/events/{event}/join",                      302, 409, 303, 409),
     *every_role("POST", "/events/{event}/release",                   302, 409, 409, 409),
@@ -69,6 +70,7 @@ PERMISSIONS = [
     *every_role("GET", "/seller/connect",                            302, 200, 200, 200),
     *every_role("POST", "/seller/connect",                           302, 303, 303, 303),
     *every_role("POST", "/seller/connect/dashboard",                 302, 303, 303, 303),
+    *every_role("POST", "/seller/summary-email",                     302, 303, 303, 303),
     *every_role("GET", "/seller/events/new",                         302, 200, 200, 200),
     *every_role("POST", "/seller/events/new",                        302, 303, 303, 303),
     # An event's own pages are its owner's.
@@ -84,6 +86,7 @@ PERMISSIONS = [
     *every_role("POST", "/seller/events/{event}/publish",            302, 403, 403, 303),
     *every_role("POST", "/seller/tickets/{ticket}/refund",           302, 404, 404, 303),
     # An event that does not exist is a 404, even for someone who owns events.
+    ("GET", "/events/{missing}/calendar.ics", "owner", 404),
     ("GET", "/seller/events/{missing}", "owner", 404),
     ("GET", "/seller/events/{missing}/edit", "owner", 404),
     ("POST", "/seller/events/{missing}/edit", "owner", 404),
@@ -102,12 +105,13 @@ BODIES = {
     "/seller/events/{missing}/edit": event_form(name="Changed"),
     "/seller/events/{event}/checkin": {"token": "{token}"},
     "/seller/events/{missing}/checkin": {"token": "{token}"},
+    "/seller/summary-email": {"daily_sales_email": "y"},
 }
 
 # Pages with private figures: the text shows exactly when the answer is 200.
 SHOWN_ONLY_WHEN_ALLOWED = {
-    "/seller/events/{event}": "Gross revenue",
-    "/seller/events/{missing}": "Gross revenue",
+    "/seller/events/{event}": "Platform fee",
+    "/seller/events/{missing}": "Platform fee",
     "/seller/events/{event}/attendees.csv": "secret@example.com",
     "/seller/events/{missing}/attendees.csv": "secret@example.com",
 }

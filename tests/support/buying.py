@@ -15,7 +15,8 @@ from services import purchases, queue
 
 def buy_through_the_site(client, event) -> tuple[int, str]:
     """The signed-in buyer joins, presses "Buy now", pays on the local payment page and
-    opens their ticket. Returns the ticket's id and the QR token shown on its page."""
+    opens their ticket. Returns the ticket's id and the door code shown on its page, as the
+    holder would read it out (``K7QM4-XPR2D``)."""
     assert client.post(f"/events/{event.id}/join").status_code == 303
     payment_page = client.post(f"/events/{event.id}/checkout").headers["Location"]
     assert payment_page.startswith("/pay/local/")
@@ -23,8 +24,8 @@ def buy_through_the_site(client, event) -> tuple[int, str]:
     ticket_page = client.get("/tickets").get_data(as_text=True)
     ticket_id = int(re.search(r'href="/tickets/(\d+)"', ticket_page).group(1))
     shown = client.get(f"/tickets/{ticket_id}").get_data(as_text=True)
-    token = html.unescape(re.search(r'<code class="token">([^<]+)</code>', shown).group(1))
-    return ticket_id, token
+    code = html.unescape(re.search(r'<code class="door-code">([^<]+)</code>', shown).group(1))
+    return ticket_id, code
 
 
 def buy_directly(event, buyer, *, at: datetime | None = None,

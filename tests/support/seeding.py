@@ -64,7 +64,8 @@ def release_words(event_id: int, person: Person) -> list[str]:
 
 def ticket_words(event_id: int, person: Person) -> list[str]:
     """The ``flask seed`` words that sell ``person`` a ticket (their live offer, or a free
-    ticket they are offered on joining); the line printed is ``<ticket id> <door token>``."""
+    ticket they are offered on joining); the line printed is ``<ticket id> <QR token> <door
+    code>``."""
     return ["ticket", "--event", str(event_id), "--email", person.email]
 
 

@@ -1,4 +1,5 @@
-"""The door: a ticket's signed QR token admits its holder once, and only to its own event.
+"""The door: a ticket's signed QR token, or its short door code, admits its holder once, and
+only to its own event.
 
 Every test runs on SQLite and on PostgreSQL (``any_db_app``).
 """
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import AuditEntry, Ticket
+from models import DOOR_CODE_ALPHABET, AuditEntry, Ticket
 from services import queue, queue_reads, tickets
 from services.tickets import CheckInOutcome, check_in, door_tally, token_for
 from tests.support.factories import make_event, make_user, utc
@@ -107,7 +108,7 @@ def tampered(token: str) -> str:
     pytest.param(tampered, id="tampered"),
     pytest.param(lambda token: token[: len(token) // 2], id="truncated"),
     pytest.param(lambda token: token.rsplit(".", 1)[0], id="signature-cut-off"),
-    pytest.param(lambda token: "not a ticket", id="garbage"),
+    pytest.param(lambda token: "not a ticket at all", id="garbage"),
 ])
 def test_a_forged_or_unreadable_token_is_refused_and_admits_nobody(app_db, mangle):
     event = gig()
@@ -207,3 +208,70 @@ def test_two_phones_checking_one_ticket_in_at_once_admit_it_exactly_once(app_db)
     assert stored(ticket).status == "used"
     assert door_tally(event.id).checked_in == 1
     assert len(check_ins_recorded()) == 1
+
+
+# ------------------------------------------------------------------ door codes
+
+
+def test_every_ticket_gets_a_short_code_of_its_own_in_an_unambiguous_alphabet(app_db):
+    event = gig()
+    codes = [buy_ticket(event).door_code for _ in range(5)]
+    assert len(set(codes)) == 5
+    for code in codes:
+        assert len(code) == 10 and set(code) <= set(DOOR_CODE_ALPHABET)
+        assert not set(code) & set("ILOU")
+
+
+@pytest.mark.parametrize("typed", [
+    pytest.param(lambda code: code, id="as-stored"),
+    pytest.param(lambda code: f"{code[:5]}-{code[5:]}".lower(), id="grouped-lowercase"),
+    pytest.param(lambda code: f"  {code[:5]} {code[5:]}\n", id="spaces"),
+])
+def test_a_typed_door_code_admits_once_then_reads_already_used(app_db, typed):
+    event = gig()
+    ticket = buy_ticket(event)
+
+    admitted = check_in(event_id=event.id, token=typed(ticket.door_code), now=DOORS)
+    again = check_in(event_id=event.id, token=typed(ticket.door_code), now=DOORS)
+
+    assert admitted.outcome == CheckInOutcome.ADMITTED and admitted.ticket.id == ticket.id
+    assert again.outcome == CheckInOutcome.ALREADY_USED
+    assert stored(ticket).status == "used" and stored(ticket).checked_in_at == DOORS
+    assert [row[0] for row in check_ins_recorded()] == [ticket.id]
+
+
+def test_letters_that_look_like_digits_are_read_as_the_digits(app_db):
+    event = gig()
+    ticket = buy_ticket(event)
+    ticket.door_code = "10A0B1C0D1"  # a code with the digits people mistype as letters
+    db.session.commit()
+    result = check_in(event_id=event.id, token="IOa0-bLcOdl", now=DOORS)
+    assert result.outcome == CheckInOutcome.ADMITTED
+
+
+def test_a_wrong_door_code_is_refused_and_admits_nobody(app_db):
+    event = gig()
+    ticket = buy_ticket(event)
+    wrong = ("0" if ticket.door_code[0] != "0" else "1") + ticket.door_code[1:]
+    result = check_in(event_id=event.id, token=wrong, now=DOORS)
+    assert result.outcome == CheckInOutcome.INVALID
+    assert result.message == "No ticket has this code. Check it with the holder and type it again."
+    assert result.ticket is None and stored(ticket).status == "valid"
+    assert check_ins_recorded() == []
+
+
+def test_a_door_code_of_another_event_is_refused_and_stays_valid(app_db):
+    tonight, other_night = gig(name="Tonight"), gig(name="Another night")
+    ticket = buy_ticket(other_night)
+    result = check_in(event_id=tonight.id, token=ticket.door_code, now=DOORS)
+    assert result.outcome == CheckInOutcome.WRONG_EVENT
+    assert stored(ticket).status == "valid"
+
+
+def test_a_refunded_tickets_door_code_admits_nobody(app_db):
+    event = gig()
+    ticket = buy_ticket(event)
+    queue.refund_ticket_seat(ticket_id=ticket.id, now=T0 + timedelta(days=1))
+    result = check_in(event_id=event.id, token=ticket.door_code, now=DOORS)
+    assert result.outcome == CheckInOutcome.REFUNDED
+    assert stored(ticket).checked_in_at is None

@@ -3,10 +3,7 @@ server never touches the purchase."""
 
 from __future__ import annotations
 
-import email
 from datetime import datetime, timedelta, timezone
-from email import policy
-from pathlib import Path
 
 import pytest
 
@@ -14,19 +11,10 @@ import tasks
 from models import Ticket
 from services import events, purchases, queue, queue_reads
 from tests.support.factories import make_event, make_user
+from tests.support.mailbox import mailbox, text_of
 from tests.support.ports import free_port
 
 NOW = datetime.now(timezone.utc)
-
-
-def mailbox(app) -> dict[str, email.message.EmailMessage]:
-    folder = Path(app.config["INSTANCE_PATH"]) / "mail"
-    return {path.stem: email.message_from_bytes(path.read_bytes(), policy=policy.default)
-            for path in sorted(folder.glob("*.eml"))} if folder.exists() else {}
-
-
-def text_of(message) -> str:
-    return message.get_body(("plain",)).get_content()
 
 
 def buy(entry):
@@ -71,7 +59,13 @@ def test_expiry_purchase_refund_and_cancellation_each_email_once(app):
         f"offer_made-{bob_entry.id}", f"ticket_purchased-{ticket.id}",
         f"refund_issued-{ticket.id}", f"offer_made-{cat_entry.id}",
         f"ticket_purchased-{cat_ticket.id}", f"event_cancelled_ticket-{cat_ticket.id}",
+        # The organizer: the first sale, selling out (once: Cat's ticket sold it out again),
+        # and the cancellation.
+        f"first_sale-{ticket.id}", f"sold_out-{event.id}", f"cancellation_done-{event.id}",
     ])
+    assert all(mails[f"{kind}-{object_id}"]["To"] == f"{organizer.name} <{organizer.email}>"
+               for kind, object_id in (("first_sale", ticket.id), ("sold_out", event.id),
+                                       ("cancellation_done", event.id)))
     assert "Bob" in mails[f"ticket_purchased-{ticket.id}"]["To"]
     assert f"/tickets/{ticket.id}" in text_of(mails[f"ticket_purchased-{ticket.id}"])
     assert "refunded in full" in text_of(mails[f"event_cancelled_ticket-{cat_ticket.id}"])

@@ -19,7 +19,7 @@ from extensions import db
 from models import Ticket, TicketStatus
 from services import events, queue, reports
 from services.events import EventDetails
-from services.purchases import platform_fee
+from services.fees import platform_fee
 from services.tickets import check_in, token_for
 from tests.support.factories import make_event, make_user, utc
 
@@ -81,11 +81,15 @@ def live_tickets(event_id):
 def test_the_figures_are_the_sums_over_the_tickets_actually_sold(story):
     figures = reports.event_figures(story["event"], now=story["now"])
     live = live_tickets(story["event"].id)
+    bob = story["sold"]["Bob"]
 
     assert figures.capacity == 6
-    assert figures.sold == len(live) == 3  # Ann, Cat, Dan: Bob's ticket was refunded
-    assert figures.gross_pence == sum(t.amount_pence for t in live) == 1250 + 1250 + 2000
-    # 1% of £12.50 is 12.5p, rounded up to 13p per ticket: 13 + 13 + 20, not 1% of £45.00.
+    assert figures.sold == 4  # Ann, Bob, Cat, Dan: a refunded ticket was still sold
+    assert figures.refunded == 1 and figures.valid == len(live) == 3
+    assert figures.sales_pence == 1250 + 1250 + 1250 + 2000
+    assert figures.refunded_pence == bob.amount_pence == 1250
+    assert figures.kept_pence == sum(t.amount_pence for t in live) == 4500
+    # 1% of £12.50 is 12.5p, rounded up to 13p per ticket kept: 13 + 13 + 20, not 1% of £45.
     assert figures.fee_pence == sum(platform_fee(t.amount_pence) for t in live) == 46
     assert figures.net_pence == 4500 - 46
     assert figures.checked_in == 1
@@ -93,17 +97,26 @@ def test_the_figures_are_the_sums_over_the_tickets_actually_sold(story):
     assert figures.remaining == 0
 
 
+def test_a_cancelled_event_keeps_what_it_sold_and_who_was_checked_in(story):
+    events.cancel_event(event_id=story["event"].id, organizer_id=story["organizer"].id,
+                        now=story["now"])
+    figures = reports.event_figures(story["event"], now=story["now"])
+    assert (figures.sold, figures.refunded, figures.valid, figures.checked_in) == (4, 4, 0, 1)
+    assert (figures.sales_pence, figures.refunded_pence, figures.net_pence) == (5750, 5750, 0)
+    assert [d.cumulative for d in reports.daily_sales(story["event"].id)] == [2, 3, 4]
+
+
 def test_todays_price_is_not_what_was_sold(story):
     figures = reports.event_figures(story["event"], now=story["now"])
     assert story["event"].price_pence == 2000
-    assert figures.gross_pence != figures.sold * story["event"].price_pence
+    assert figures.sales_pence != figures.sold * story["event"].price_pence
 
 
 def test_offers_past_their_deadline_do_not_count_as_held(story):
     later = story["now"] + timedelta(hours=2)  # the 30-minute offers have lapsed
     figures = reports.event_figures(story["event"], now=later)
     assert figures.live_offers == 0
-    assert figures.sold == 3
+    assert figures.sold == 4
 
 
 def test_a_waiting_list_is_counted(app_db):
@@ -112,7 +125,7 @@ def test_a_waiting_list_is_counted(app_db):
         queue.join_queue(event_id=event.id, user_id=make_user().id, now=T0)
     figures = reports.event_figures(event, now=T0)
     assert (figures.sold, figures.live_offers, figures.waiting) == (0, 1, 2)
-    assert (figures.gross_pence, figures.fee_pence, figures.net_pence) == (0, 0, 0)
+    assert (figures.sales_pence, figures.fee_pence, figures.net_pence) == (0, 0, 0)
 
 
 def test_the_dashboard_lists_only_the_organizers_own_events_latest_first(story):
@@ -122,42 +135,61 @@ def test_the_dashboard_lists_only_the_organizers_own_events_latest_first(story):
                         starts_at=T0 + timedelta(days=2))
     rows = reports.organizer_figures(story["organizer"].id, now=story["now"])
     assert [f.event.name for f in rows] == ["Indie Night", "Sooner"]
-    assert rows[0].gross_pence == 4500 and rows[1].gross_pence == 0
+    assert rows[0].kept_pence == 4500 and rows[1].kept_pence == 0
     assert rows[1].event.id == sooner.id
 
 
-def test_sales_by_utc_day_count_live_tickets_cumulatively(story):
+def test_sales_by_utc_day_count_every_ticket_sold_cumulatively(story):
     days = reports.daily_sales(story["event"].id)
-    # Bob's 23:59 ticket on 1 Jan was refunded; Cat's 00:00:01 belongs to 3 Jan.
+    # Bob's 23:59 ticket on 1 Jan counts (refunded on the 3rd, it was sold on the 1st); Cat's
+    # 00:00:01 belongs to 3 Jan.
     assert [(d.day, d.sold, d.cumulative) for d in days] == [
-        (date(2030, 1, 1), 1, 1),
-        (date(2030, 1, 3), 1, 2),
-        (date(2030, 1, 4), 1, 3),
+        (date(2030, 1, 1), 2, 2),
+        (date(2030, 1, 3), 1, 3),
+        (date(2030, 1, 4), 1, 4),
     ]
 
 
-def test_the_chart_has_one_point_per_day_with_sales(story):
-    chart = sales_chart(reports.daily_sales(story["event"].id))
+def test_the_chart_rises_in_steps_from_nothing_on_the_day_sales_opened(story):
+    chart = sales_chart(reports.daily_sales(story["event"].id), since=date(2029, 12, 31),
+                        until=date(2030, 1, 5))
     assert [p.day for p in chart.points] == [date(2030, 1, 1), date(2030, 1, 3), date(2030, 1, 4)]
     xs = [p.x for p in chart.points]
     ys = [p.y for p in chart.points]
     assert xs == sorted(xs) and len(set(xs)) == 3
     assert ys == sorted(ys, reverse=True)  # more sold: higher up (smaller y)
-    # Days are placed by date: 1 → 3 Jan is two thirds of the way to 4 Jan.
-    assert (xs[1] - xs[0]) == pytest.approx(2 * (xs[2] - xs[1]))
+    # Days are placed by date over the whole time on sale (31 Dec to 5 Jan: 5 days).
+    day = (chart.right - chart.left) / 5
+    assert xs[0] - chart.left == pytest.approx(day)
+    assert (xs[1] - xs[0]) == pytest.approx(2 * (xs[2] - xs[1])) == pytest.approx(2 * day)
     assert chart.left <= min(xs) and max(xs) <= chart.right
     assert chart.top <= min(ys) and max(ys) <= chart.bottom
-    assert [t.label for t in chart.x_ticks] == ["1 Jan 2030", "4 Jan 2030"]
-    assert chart.y_ticks[0].label == "0" and int(chart.y_ticks[-1].label) >= 3
+    assert [t.label for t in chart.x_ticks] == ["31 Dec 2029", "5 Jan 2030"]
+    assert chart.y_ticks[0].label == "0" and int(chart.y_ticks[-1].label) >= 4
+    # The line: flat at 0 from the first day, up at each sale day, flat to the last day.
+    assert chart.steps[0] == (chart.left, chart.bottom)
+    assert chart.steps[-1] == (chart.right, ys[-1])
+    assert all(a[0] <= b[0] for a, b in zip(chart.steps, chart.steps[1:]))
+    assert all(a[1] >= b[1] for a, b in zip(chart.steps, chart.steps[1:]))
+    assert chart.labelled == chart.points  # few points: each is labelled with its total
 
 
-def test_no_sales_no_chart_and_one_day_sits_in_the_middle(app_db):
+def test_no_sales_no_chart_and_one_day_of_sales_rises_from_the_day_before(app_db):
     event = make_event(now=T0, starts_at=T0 + timedelta(days=3))
     assert reports.daily_sales(event.id) == [] and sales_chart([]) is None
     buy(event, make_user(), T0)
-    chart = sales_chart(reports.daily_sales(event.id))
+    chart = sales_chart(reports.daily_sales(event.id), since=T0.date(), until=T0.date())
     assert len(chart.points) == 1
-    assert chart.points[0].x == pytest.approx((chart.left + chart.right) / 2)
+    assert [t.label for t in chart.x_ticks] == ["31 Dec 2029", "1 Jan 2030"]
+    assert chart.points[0].x == pytest.approx(chart.right)
+    assert chart.steps[0] == (chart.left, chart.bottom)  # from 0 the day before
+    assert chart.anchor_of(chart.points[0]) == "end"  # its label stays inside
+
+
+def test_many_points_label_only_the_last():
+    days = [reports.DaySales(date(2030, 1, n), 1, n) for n in range(1, 21)]
+    chart = sales_chart(days)
+    assert chart.labelled == chart.points[-1:]
 
 
 def test_the_attendee_export_has_one_row_per_ticket_in_utc_and_pounds(story):

@@ -360,8 +360,11 @@ def test_a_dashboard_refund_of_a_ticket_used_at_the_door_is_recorded_and_shown(
     assert stripe_server.refunds == []  # the money went back at Stripe; we send nothing more
     page = client.get(f"/seller/events/{event.id}").get_data(as_text=True)
     figures = re.search(r'<dl class="facts" id="figures">(.*?)</dl>', page, re.S).group(1)
-    assert "<dt>Sold</dt><dd>0</dd>" in figures
-    assert "<dt>Gross revenue</dt><dd>£0.00</dd>" in figures
+    # Still sold and still checked in (that happened), now refunded: nothing earned.
+    assert "<dt>Sold</dt><dd>1</dd>" in figures and "<dt>Refunded</dt><dd>1</dd>" in figures
+    assert "<dt>Checked in</dt><dd>1</dd>" in figures
+    assert "<dt>Refunds</dt><dd>−£12.50</dd>" in figures
+    assert "<dt>Net</dt><dd>£0.00</dd>" in figures
     assert 'data-sent="1" data-total="1"' in page
     assert "<td>refunded</td>" in page
     assert assert_queue_invariants(event.id)["sold"] == 0
