@@ -182,6 +182,9 @@ def load_config(environ=os.environ) -> dict:
         # the session's row on the server alike).
         "PERMANENT_SESSION_LIFETIME": timedelta(
             hours=_positive(environ, "SESSION_LIFETIME_HOURS", 14 * 24)),
+        # The lifetime counts from sign-in (the server's row ends then), and a request that
+        # changes nothing in the session writes no cookie: the status poll's 304 stays bare.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "UPLOAD_FOLDER": str(folder / "uploads"),
         # Links in emails, which workers send outside any request.
         "BASE_URL": environ.get("BASE_URL")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 
-from blueprints.auth import SESSION_ID, link_problem, sign_out
+from blueprints.auth import SESSION_ID, link_problem, requester_key, sign_out, too_many_requests
 from blueprints.forms import (
     DeleteAccountForm,
     EmailChangeForm,
@@ -15,6 +25,7 @@ from blueprints.forms import (
     attach_error,
 )
 from blueprints.helpers import now
+from extensions import limiter
 from services import accounts, sessions
 from services.account_links import LinkError
 
@@ -48,8 +59,17 @@ def _change(action: str, form) -> str:
     return "Your account is deleted: your name and email address are erased. Goodbye!"
 
 
+def _asks_for_another_address() -> bool:
+    return request.form.get("action") == "email"
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
+# Each request for a new address emails it and the old one: not a way to send mail to
+# anyone (or to try which addresses have accounts) at will.
+@limiter.limit(lambda: current_app.config["ACCOUNT_EMAIL_LIMIT"], methods=["POST"],
+               key_func=lambda: requester_key("email-change"),
+               exempt_when=lambda: not _asks_for_another_address())
 def index():
     forms = {action: form_class(formdata=None) for action, form_class in FORMS.items()}
     forms["name"].name.data = current_user.name
@@ -77,6 +97,12 @@ def index():
         browsers=sessions.live_session_count(user_id=current_user.id, now=moment),
         deletion_problem=accounts.deletion_problem(user_id=current_user.id, now=moment))
     return html, 422 if request.method == "POST" else 200
+
+
+@bp.errorhandler(429)
+def too_many_changes(error):
+    return too_many_requests("You've asked to change your email address several times "
+                             "already. Please wait {wait} before trying again.")
 
 
 def _sign_out_everywhere():

@@ -45,7 +45,7 @@ def load_user(user_id: str) -> User | None:
     cookie out too, however it was copied."""
     session_id = session.get(SESSION_ID)
     user = None
-    if user_id.isdigit() and isinstance(session_id, str):
+    if isinstance(user_id, str) and user_id.isdigit() and isinstance(session_id, str):
         user = sessions.session_user(session_id=session_id, user_id=int(user_id), now=now())
     if user is None:
         _forget_sign_in()
@@ -196,7 +196,8 @@ def verify_email(token: str):
                            button="Confirm my email address"), _status(form)
 
 
-def _requester_key(scope: str) -> str:
+def requester_key(scope: str) -> str:
+    """A rate limit's key: the signed-in person, else the client's address."""
     user_id = session.get("_user_id")
     return f"{scope}:{user_id}" if isinstance(user_id, str) else f"{scope}-ip:{request.remote_addr}"
 
@@ -204,7 +205,7 @@ def _requester_key(scope: str) -> str:
 @bp.post("/account/resend-confirmation")
 @login_required
 @limiter.limit(lambda: current_app.config["ACCOUNT_EMAIL_LIMIT"],
-               key_func=lambda: _requester_key("verify-resend"))
+               key_func=lambda: requester_key("verify-resend"))
 def resend_verification():
     """Send the confirmation link again; back to the page that asked (an event's page)."""
     form = SafeForm()
@@ -296,20 +297,26 @@ def _wait_seconds() -> float:
     return max(1.0, max(ends) - time.time()) if ends else 300.0
 
 
+def too_many_requests(text: str):
+    """A 429 page saying ``text`` (``{wait}``: how long, in words) and when to retry."""
+    seconds = _wait_seconds()
+    response = current_app.make_response(
+        (render_template("errors/error.html", title="Too many requests",
+                         text=text.format(wait=wait_words(seconds)), code=429), 429))
+    response.headers["Retry-After"] = str(math.ceil(seconds))
+    return response
+
+
 @bp.errorhandler(429)
 def too_many_attempts(error):
+    if request.endpoint not in _TOO_MANY:  # asking for the confirmation link again
+        return too_many_requests("You've asked for several links already. Please wait "
+                                 "{wait}, and look for the ones we sent (in your spam "
+                                 "folder too).")
     seconds = _wait_seconds()
-    wait = wait_words(seconds)
-    if request.endpoint in _TOO_MANY:
-        template, form_class, text = _TOO_MANY[request.endpoint]
-        form = form_class()
-        form.form_errors.append(text.format(wait=wait))
-        response = current_app.make_response((render_template(template, form=form), 429))
-    else:  # asking for the confirmation link again
-        text = (f"You've asked for several links already. Please wait {wait}, and look for "
-                "the ones we sent (in your spam folder too).")
-        response = current_app.make_response(
-            (render_template("errors/error.html", title="Too many requests", text=text,
-                             code=429), 429))
+    template, form_class, text = _TOO_MANY[request.endpoint]
+    form = form_class()
+    form.form_errors.append(text.format(wait=wait_words(seconds)))
+    response = current_app.make_response((render_template(template, form=form), 429))
     response.headers["Retry-After"] = str(math.ceil(seconds))
     return response
