@@ -18,6 +18,7 @@ from tests.support.seeding import create_accounts, new_person, publish_event
 
 pytestmark = pytest.mark.browser
 
+PHONE = {"width": 360, "height": 740}
 JS = pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 
 
@@ -87,7 +88,7 @@ def test_a_forgotten_password_is_reset_from_the_emailed_link(live_server, new_co
 
 def test_the_account_page_works_and_signing_out_everywhere_ends_other_browsers(
         live_server, new_context, run_axe):
-    laptop = new_context().new_page()
+    laptop = new_context(viewport=PHONE).new_page()  # a phone, as it happens
     person = sign_up(laptop, live_server.url)  # confirmed, by its emailed link
     phone = new_context(java_script_enabled=False).new_page()
     sign_in(phone, live_server.url, person)
@@ -96,6 +97,7 @@ def test_the_account_page_works_and_signing_out_everywhere_ends_other_browsers(
     expect(laptop.get_by_role("heading", level=1)).to_have_text("Your account")
     expect(laptop.locator("main")).to_contain_text("signed in on 2 browsers")
     no_serious_violations(run_axe, laptop, "account page")
+    assert laptop.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     laptop.get_by_role("button", name="Sign out everywhere").click()
     expect(laptop.locator(".flash-success")).to_contain_text("signed out everywhere")
 
