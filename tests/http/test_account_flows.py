@@ -68,6 +68,12 @@ def tampered(token: str) -> str:
     return ("B" if token[0] != "B" else "C") + token[1:]
 
 
+@pytest.fixture
+def app(any_db_app):
+    """Every test here on SQLite and on PostgreSQL."""
+    return any_db_app
+
+
 @pytest.fixture(autouse=True)
 def browsers_like_a_servers(app):
     """Every client's requests each load their user afresh, as a server's would: a session
