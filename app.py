@@ -213,8 +213,9 @@ def _register_error_pages(app: Flask) -> None:
 
 
 # Pages for one signed-in person: tickets (the QR is a bearer token), the account, and
-# every organizer page (attendee names and emails). No cache may keep or share them.
-PRIVATE_PATHS = ("/tickets", "/seller", "/account")
+# every organizer page (attendee names and emails); and the pages of emailed links, whose
+# address is itself a secret. No cache may keep or share them.
+PRIVATE_PATHS = ("/tickets", "/seller", "/account", "/password", "/verify")
 # Chrome and Firefox check form-action on the redirects that follow a form post too: the
 # "Buy now" and Connect forms post here and are answered with a 303 to Stripe.
 STRIPE_FORM_TARGETS = "https://checkout.stripe.com https://connect.stripe.com"

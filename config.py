@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from services import timezones
@@ -84,6 +85,21 @@ def _rate(environ, name: str, default: str) -> str:
     return value
 
 
+def _rates(environ, name: str, default: str) -> str:
+    """One or more Flask-Limiter rates separated by ``;`` (each a step of a growing wait)."""
+    value = environ.get(name) or default
+    if not all(_QUEUE_JOIN_LIMIT_RE.match(part) for part in value.split(";")):
+        raise RuntimeError(f"{name} must look like '{default}', got {value!r}")
+    return value
+
+
+def _positive(environ, name: str, default: int) -> int:
+    value = _int(environ, name, default)
+    if value < 1:
+        raise RuntimeError(f"{name} must be 1 or more, got {value}")
+    return value
+
+
 def load_config(environ=os.environ) -> dict:
     """Build the Flask config mapping from ``environ``."""
     folder = instance_path(environ)
@@ -125,6 +141,8 @@ def load_config(environ=os.environ) -> dict:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": False,
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Every limit of a request is checked, so a refusal can say the longest wait.
+        "RATELIMIT_FAIL_ON_FIRST_BREACH": False,
         "RATELIMIT_ENABLED": True,
         "PAYMENTS": payments,
         "STRIPE_SECRET_KEY": stripe_key,
@@ -141,8 +159,6 @@ def load_config(environ=os.environ) -> dict:
         "PAYMENT_SETTLE_AFTER_SECONDS": _int(environ, "PAYMENT_SETTLE_AFTER_SECONDS", 120),
         "QUEUE_JOIN_LIMIT": join_limit,
         "DEFAULT_TIMEZONE": default_zone,
-        # Login attempts: per client address and per account, so neither a single
-        # attacker nor a botnet aimed at one account gets unlimited guesses.
         # The status widget polls every 2 s while someone waits; this only stops runaways.
         "STATUS_POLL_LIMIT": environ.get("STATUS_POLL_LIMIT") or "120 per minute",
         # How stale a status poll's view of an event may be in one process before it reads
@@ -150,8 +166,25 @@ def load_config(environ=os.environ) -> dict:
         # and proxies may keep the shared /events/<id>/availability fragment.
         "STATUS_CLOCK_MAX_AGE": _float(environ, "STATUS_CLOCK_MAX_AGE", 1.0),
         "AVAILABILITY_MAX_AGE": _int(environ, "AVAILABILITY_MAX_AGE", 2),
-        "LOGIN_LIMIT_PER_IP": environ.get("LOGIN_LIMIT_PER_IP") or "20 per 5 minutes",
-        "LOGIN_LIMIT_PER_EMAIL": environ.get("LOGIN_LIMIT_PER_EMAIL") or "5 per 5 minutes",
+        # Failed sign-ins only (a success costs nothing), per client address and per
+        # account's address, each as steps of a growing wait: a guesser slows to a crawl,
+        # and the owner's own browser (a trusted device, services/sessions.py) has a count
+        # of its own, so nobody can lock them out.
+        "LOGIN_LIMIT_PER_IP": _rates(environ, "LOGIN_LIMIT_PER_IP",
+                                     "20 per 5 minutes; 60 per hour; 200 per day"),
+        "LOGIN_LIMIT_PER_EMAIL": _rates(environ, "LOGIN_LIMIT_PER_EMAIL",
+                                        "5 per 5 minutes; 10 per hour; 20 per day"),
+        # Emails to an address on request (a confirmation link again, a password reset):
+        # per address, and per client address.
+        "ACCOUNT_EMAIL_LIMIT": "3 per hour",
+        "ACCOUNT_EMAIL_LIMIT_PER_IP": "20 per hour",
+        # How long a sign-in lasts before the person signs in again (the session cookie and
+        # the session's row on the server alike).
+        "PERMANENT_SESSION_LIFETIME": timedelta(
+            hours=_positive(environ, "SESSION_LIFETIME_HOURS", 14 * 24)),
+        # The lifetime counts from sign-in (the server's row ends then), and a request that
+        # changes nothing in the session writes no cookie: the status poll's 304 stays bare.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "UPLOAD_FOLDER": str(folder / "uploads"),
         # Links in emails, which workers send outside any request.
         "BASE_URL": environ.get("BASE_URL")

@@ -112,11 +112,25 @@ def new_door_code() -> str:
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    __table_args__ = (
+        # One account per person: every spelling of one mailbox (``name+tag@``, Gmail's dots)
+        # has the same key, so the one-entry-per-user rules of the queue are per person.
+        Index("uq_users_person_key", "person_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     # Stored lower-cased, so uniqueness ignores case on every database.
     email: Mapped[str] = mapped_column(String(254), unique=True)
+    # The person behind ``email`` (services/accounts.py ``person_key``). Set on every account
+    # the app writes; nullable only because the migration adds it to rows that exist.
+    person_key: Mapped[str | None] = mapped_column(String(254))
+    # None until the address is confirmed by the link sent to it; joining a queue needs it.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A new address asked for on /account: it replaces ``email`` once confirmed from itself.
+    pending_email: Mapped[str | None] = mapped_column(String(254))
+    # Deleted at its owner's request: name and email erased, no sign-in possible.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_hash: Mapped[str] = mapped_column(String(255))
     stripe_connect_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Mirrors of the Connect account, kept current by ``account.updated`` webhooks.
@@ -128,8 +142,28 @@ class User(UserMixin, db.Model):
 
     events: Mapped[list[Event]] = relationship(back_populates="organizer")
 
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
+
+
+class SignInSession(db.Model):
+    """One signed-in browser: its id travels in the signed session cookie and is checked
+    whenever the user is loaded, so signing out (here or everywhere), a password reset or
+    change, or a deleted account ends it on the server, whatever copy of the cookie exists.
+    Written only by ``services/sessions.py``."""
+
+    __tablename__ = "sign_in_sessions"
+    __table_args__ = (Index("ix_sign_in_sessions_user", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # random, unguessable
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # sign in again after this
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(db.Model):

@@ -20,7 +20,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 from redis import ConnectionPool
 
 from config import load_config
-from services import notifications, outbox, purchases, queue, summaries
+from services import account_mail, notifications, outbox, purchases, queue, sessions, summaries
 
 logger = logging.getLogger("tasks")
 
@@ -171,6 +171,22 @@ def queue_daily_sales_summaries() -> int:
     return summaries.queue_daily_summaries(now=_now())
 
 
+@huey.task(retries=5, retry_delay=60)
+@in_app_context
+@outbox_task
+def send_account_email(kind: str, user_id: int | None, address: str | None,
+                       nonce: str) -> str | None:
+    """Email a link to confirm an address or choose a password, or an account notice."""
+    return account_mail.send(kind, user_id=user_id, address=address, nonce=nonce, now=_now())
+
+
+@huey.periodic_task(crontab(hour="4", minute="23"))
+@in_app_context
+def prune_sessions() -> int:
+    """Forget sign-in sessions that ended or expired."""
+    return sessions.prune_sessions(now=_now())
+
+
 @huey.periodic_task(crontab(minute="*"))
 @in_app_context
 def settle_stale_payments() -> int:
@@ -187,6 +203,7 @@ OUTBOX_TASKS = {
     "close_checkout": close_checkout,
     "send_refund": send_refund,
     "send_notification": send_notification,
+    "send_account_email": send_account_email,
 }
 
 

@@ -25,6 +25,7 @@ runs only these.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -39,9 +40,10 @@ from sqlalchemy import func, insert, select
 
 from bench.tables import table
 from bench.wrk import post_each_once, warm_up
+from blueprints.auth import SESSION_ID
 from blueprints.payments import checkout_urls
 from extensions import db, login_manager
-from models import CheckoutSession, CheckoutStatus, EntryStatus, User
+from models import CheckoutSession, CheckoutStatus, EntryStatus, SignInSession, User
 from services import events as event_service
 from services import purchases, queue
 from tests.support.invariants import assert_queue_invariants, recount_queue
@@ -76,8 +78,9 @@ def add_users(count: int) -> tuple[int, list[int]]:
     now = datetime.now(timezone.utc)
     tag = os.urandom(4).hex()
     db.session.execute(insert(User), [
-        {"name": f"Bench {i}", "email": f"b{i}-{tag}@bench.example", "password_hash": "x",
-         "created_at": now} for i in range(count + 1)])
+        {"name": f"Bench {i}", "email": f"b{i}-{tag}@bench.example",
+         "person_key": f"b{i}-{tag}@bench.example", "email_verified_at": now,
+         "password_hash": "x", "created_at": now} for i in range(count + 1)])
     db.session.commit()
     ids = list(db.session.scalars(
         select(User.id).where(User.email.like(f"%-{tag}@bench.example")).order_by(User.id)))
@@ -100,15 +103,25 @@ def forge_credentials(app, user_ids: list[int]) -> dict[int, tuple[str, str]]:
     """{user id: (session cookie, CSRF token)}, as the server would have issued at sign-in.
 
     The session holds what Flask-Login's login_user stores (including the identifier of
-    this client address + User-Agent, so session protection leaves it alone) and the raw
+    this client address + User-Agent, so session protection leaves it alone), the id of the
+    sign-in's row on the server (written here in bulk, as sign-ins would have) and the raw
     token Flask-WTF checks the form's signed one against.
     """
     serializer = app.session_interface.get_signing_serializer(app)
+    now = datetime.now(timezone.utc)
+    session_ids = {user_id: secrets.token_urlsafe(32) for user_id in user_ids}
+    if session_ids:
+        db.session.execute(insert(SignInSession), [
+            {"id": session_id, "user_id": user_id, "created_at": now,
+             "expires_at": now + app.permanent_session_lifetime}
+            for user_id, session_id in session_ids.items()])
+        db.session.commit()
     credentials = {}
     for user_id in user_ids:
         with app.test_request_context("/", environ_base={"REMOTE_ADDR": "127.0.0.1"},
                                       headers={"User-Agent": USER_AGENT}):
             session["_user_id"] = str(user_id)
+            session[SESSION_ID] = session_ids[user_id]
             session["_fresh"] = True
             session["_id"] = login_manager._session_identifier_generator()
             g.pop(app.config["WTF_CSRF_FIELD_NAME"], None)  # generate_csrf caches it in g

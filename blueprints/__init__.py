@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints import auth, calendars, events, health, payments, seller, tickets
+    from blueprints import account, auth, calendars, events, health, payments, seller, tickets
     from blueprints.helpers import IdConverter, refuse_control_characters, register_filters
 
     # Before any rule is added: every <int:…> then only matches ids the database can hold.
@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
     app.before_request(refuse_control_characters)
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(seller.bp)
     app.register_blueprint(health.bp)

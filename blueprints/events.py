@@ -30,7 +30,7 @@ from blueprints.helpers import (
 )
 from extensions import limiter
 from models import EndReason, EntryStatus
-from services import NotFound, ServiceError, draws, events, queue, queue_reads
+from services import NotFound, ServiceError, accounts, draws, events, queue, queue_reads
 
 bp = Blueprint("events", __name__)
 
@@ -216,6 +216,7 @@ def _join_key() -> str:
 )
 def join(event_id: int):
     try:
+        accounts.ensure_may_join(user_id=current_user.id)
         entry = queue.join_queue(event_id=event_id, user_id=current_user.id, now=now())
     except ServiceError as error:  # refused: the widget again, saying why (unknown event: 404)
         return _after_action(event_id, error=error)

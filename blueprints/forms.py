@@ -24,7 +24,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, StopValidation
 
-from services import ServiceError, timezones
+from services import ServiceError, accounts, timezones
 from services.accounts import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, MIN_PASSWORD_LENGTH
 from services.events import MAX_CAPACITY, MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, detail_problems
 from services.text import text_problem
@@ -55,24 +55,89 @@ class SafeForm(FlaskForm):
                 field.validators = [plain_text, *field.validators]  # a new list: not shared
 
 
-class SignupForm(SafeForm):
-    name = StringField("Your name", validators=[
+def _name_field(label: str = "Your name", **kwargs) -> StringField:
+    return StringField(label, validators=[
         InputRequired("Enter your name."),
-        Length(max=MAX_NAME_LENGTH, message=f"Names can be at most {MAX_NAME_LENGTH} characters.")])
-    email = EmailField("Email", validators=[
+        Length(max=MAX_NAME_LENGTH, message=f"Names can be at most {MAX_NAME_LENGTH} characters.")],
+        **kwargs)
+
+
+def _email_field(label: str = "Email", **kwargs) -> EmailField:
+    return EmailField(label, validators=[
         InputRequired("Enter your email address."),
         Length(max=MAX_EMAIL_LENGTH,
-               message=f"Email addresses can be at most {MAX_EMAIL_LENGTH} characters.")])
-    password = PasswordField(
-        f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
+               message=f"Email addresses can be at most {MAX_EMAIL_LENGTH} characters.")],
+        **kwargs)
+
+
+def _new_password_field(label: str = "Password", **kwargs) -> PasswordField:
+    return PasswordField(
+        f"{label} (at least {MIN_PASSWORD_LENGTH} characters)",
         validators=[InputRequired("Choose a password.")],
         render_kw={"minlength": MIN_PASSWORD_LENGTH},  # the rule itself is the service's
-    )
+        **kwargs)
+
+
+def _current_password_field(id: str) -> PasswordField:
+    # Several forms on the account page ask for it: each field needs an id of its own.
+    return PasswordField("Current password", id=id,
+                         validators=[InputRequired("Enter your current password.")])
+
+
+def add_problems(form: FlaskForm, problems: dict[str, str]) -> None:
+    """Put a service's problems on the fields they name, after the field's own (one
+    message per field: the shape's, else the rule's)."""
+    for name, message in problems.items():
+        field = getattr(form, name)
+        if not field.errors:
+            field.errors = [*field.errors, message]
+
+
+class SignupForm(SafeForm):
+    name = _name_field()
+    email = _email_field()
+    password = _new_password_field()
+
+    def validate_signup(self) -> bool:
+        """Check every field's shape, then every rule of the service, so every problem
+        shows at once rather than one per try."""
+        valid = self.validate()
+        problems = accounts.signup_problems(name=self.name.data or "",
+                                            email=self.email.data or "",
+                                            password=self.password.data or "")
+        add_problems(self, problems)
+        return valid and not problems
 
 
 class LoginForm(SafeForm):
     email = EmailField("Email", validators=[InputRequired("Enter your email address.")])
     password = PasswordField("Password", validators=[InputRequired("Enter your password.")])
+
+
+class ForgotPasswordForm(SafeForm):
+    email = _email_field()
+
+
+class ResetPasswordForm(SafeForm):
+    password = _new_password_field("New password")
+
+
+class NameForm(SafeForm):
+    name = _name_field()
+
+
+class EmailChangeForm(SafeForm):
+    email = _email_field("New email address")
+    current_password = _current_password_field("email-current-password")
+
+
+class PasswordChangeForm(SafeForm):
+    current_password = _current_password_field("password-current-password")
+    password = _new_password_field("New password")
+
+
+class DeleteAccountForm(SafeForm):
+    current_password = _current_password_field("delete-current-password")
 
 
 def parse_price_pence(raw: str) -> int:
@@ -193,10 +258,7 @@ class EventForm(SafeForm):
                            if not self.total_tickets.errors else None),
             now=now,
         )
-        for name, message in problems.items():
-            field = getattr(self, name)
-            if not field.errors:
-                field.errors = [*field.errors, message]
+        add_problems(self, problems)
         return valid and not problems
 
     def image_bytes(self) -> bytes | None:

@@ -2,7 +2,7 @@
 theirs here), the organizer's daily sales email opt-in, and the record of summaries sent.
 
 Revision ID: 0006_ticket_codes
-Revises: 0004_fair_start
+Revises: 0005_accounts
 Create Date: 2026-11-26 10:00:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006_ticket_codes'
-down_revision = '0004_fair_start'
+down_revision = '0005_accounts'
 branch_labels = None
 depends_on = None
 

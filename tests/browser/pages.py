@@ -13,11 +13,16 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests.support import mailbox
+from tests.support.live_server import running_at
 from tests.support.seeding import Person, new_person
 
 
-def sign_up(page: Page, base_url: str, person: Person | None = None) -> Person:
-    """Create an account through the sign-up form; the browser is then signed in."""
+def sign_up(page: Page, base_url: str, person: Person | None = None, *,
+            confirm: bool = True) -> Person:
+    """Create an account through the sign-up form; the browser is then signed in. With
+    ``confirm`` (the default) the address is then confirmed, as the person would: the link
+    in the email the server wrote (``confirm_email``)."""
     person = person or new_person()
     page.goto(base_url + "/signup")
     page.get_by_label("Your name").fill(person.name)
@@ -25,7 +30,24 @@ def sign_up(page: Page, base_url: str, person: Person | None = None) -> Person:
     page.get_by_label("Password").fill(person.password)
     page.get_by_role("button", name="Sign up").click()
     expect(page.locator(".flash-success")).to_contain_text(f"Welcome to Ticket Hub, {person.name}")
+    if confirm:
+        confirm_email(page, base_url, person)
     return person
+
+
+def email_link(base_url: str, person: Person, subject: str) -> str:
+    """The link in the newest email to ``person`` with ``subject`` that the server at
+    ``base_url`` wrote to its ``instance/mail/`` (its worker sends it within seconds)."""
+    message = mailbox.latest(running_at(base_url).instance_path, person.email, subject,
+                             timeout=15)
+    return base_url + mailbox.link_path(message)
+
+
+def confirm_email(page: Page, base_url: str, person: Person) -> None:
+    """Follow the link in the confirmation email and press its button."""
+    page.goto(email_link(base_url, person, "Confirm your email address"))
+    page.get_by_role("button", name="Confirm my email address").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"{person.email} is confirmed")
 
 
 def sign_in(page: Page, base_url: str, person: Person) -> None:

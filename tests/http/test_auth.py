@@ -1,19 +1,21 @@
-"""Accounts through the browser's eyes: /signup, /login, /logout."""
+"""Accounts through the browser's eyes: /signup, /login, /logout, and the sign-in limits."""
 
 from __future__ import annotations
 
 import html
 import re
+import time
 
 import pytest
 from sqlalchemy import func, select
 
 from extensions import db
 from models import User
+from tests.support import mailbox
 from tests.support.factories import PASSWORD, csrf_token_from, make_user
 
 GENERIC_LOGIN_ERROR = "That email and password don't match an account."
-TOO_MANY = "Too many attempts. Please wait a few minutes"
+TOO_MANY = "Too many failed attempts. Please wait"
 
 
 def page(response) -> str:
@@ -58,6 +60,43 @@ def test_a_visitor_signs_up_and_is_signed_in_at_once(client):
     assert response.location == "/"
     assert signed_in_as(client) == "Ada Lovelace"
     assert db.session.scalar(select(User.email)) == "ada@example.com"
+
+
+def test_signing_up_sends_the_link_to_confirm_the_address(app, client):
+    signup(client, name="Ada Lovelace", email="Ada@Example.com")
+
+    welcome = page(client.get("/"))
+    assert "We've sent a link to ada@example.com" in welcome
+    message = mailbox.latest(app.config["INSTANCE_PATH"], "ada@example.com",
+                             "Confirm your email address")
+    assert "Ada Lovelace" in str(message["To"])
+    assert mailbox.link_path(message).startswith("/verify/")
+    assert db.session.scalar(select(User.email_verified_at)) is None
+
+
+def test_a_signup_shows_every_problem_at_once(client):
+    make_user(email="ada@example.com")
+
+    response = signup(client, name="", email="ADA@example.com", password="short")
+
+    assert response.status_code == 422
+    text = page(response)
+    assert "Enter your name." in text
+    assert "An account with this email already exists" in text
+    assert "at least 8 characters" in text
+    assert text.count('class="field-error"') == 3
+    assert user_count() == 1
+
+
+@pytest.mark.parametrize("variant", ["ada+tickets@example.com", "ADA+2@Example.com"])
+def test_another_spelling_of_a_taken_address_gets_the_same_answer(client, variant):
+    make_user(name="First Ada", email="ada@example.com")
+
+    response = signup(client, name="Second Ada", email=variant)
+
+    assert response.status_code == 422
+    assert "An account with this email already exists" in page(response)
+    assert user_count() == 1
 
 
 @pytest.mark.parametrize(
@@ -185,15 +224,74 @@ def fail_to_log_in(client, email: str, times: int) -> None:
 @LOGIN_LIMITS
 def test_guessing_one_accounts_password_is_stopped_after_three_tries(client):
     make_user(name="Ada Lovelace", email="ada@example.com")
-    fail_to_log_in(client, "ada@example.com", 2)
+    fail_to_log_in(client, "ada@example.com", 1)
     fail_to_log_in(client, "ADA@example.com", 1)  # the same account, whatever the case
+    fail_to_log_in(client, "ada+x@example.com", 1)  # or however it is spelt
 
     response = login(client, "ada@example.com", PASSWORD)
 
     assert response.status_code == 429
     assert "Sign in" in page(response) and 'name="password"' in page(response)
     assert TOO_MANY in page(response)
+    # When to try again, in words and for programs.
+    wait = int(re.search(r"Please wait (\d+) seconds", page(response)).group(1))
+    assert 0 < wait <= 61  # the window's end, rounded up
+    assert 0 < int(response.headers["Retry-After"]) <= 61
     assert signed_in_as(client) is None
+
+
+@LOGIN_LIMITS
+def test_signing_in_successfully_is_never_held_back(client, auth):
+    make_user(name="Ada Lovelace", email="ada@example.com")
+
+    for _ in range(6):  # more than either limit
+        assert login(client, "ada@example.com").status_code == 303
+        auth.logout()
+
+    assert login(client, "ada@example.com").status_code == 303
+    assert signed_in_as(client) == "Ada Lovelace"
+
+
+@LOGIN_LIMITS
+def test_a_strangers_guesses_do_not_lock_the_owner_out_of_their_own_browser(app, client, auth):
+    make_user(name="Ada Lovelace", email="ada@example.com")
+    assert login(client, "ada@example.com").status_code == 303  # Ada's browser, trusted now
+    auth.logout()
+    stranger = app.test_client()
+    for _ in range(3):
+        assert login(stranger, "ada@example.com", "guess").status_code == 422
+    assert login(stranger, "ada@example.com", PASSWORD).status_code == 429
+
+    assert login(client, "ada@example.com").status_code == 303
+    assert signed_in_as(client) == "Ada Lovelace"
+
+
+@LOGIN_LIMITS
+def test_a_trusted_browser_has_a_limit_of_its_own(client, auth):
+    make_user(name="Ada Lovelace", email="ada@example.com")
+    assert login(client, "ada@example.com").status_code == 303
+    auth.logout()
+
+    fail_to_log_in(client, "ada@example.com", 3)
+
+    assert login(client, "ada@example.com").status_code == 429
+
+
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, LOGIN_LIMIT_PER_IP="50 per minute",
+                        LOGIN_LIMIT_PER_EMAIL="1 per 1 second; 2 per hour")
+def test_the_wait_grows_with_the_failures(client):
+    make_user(email="ada@example.com")
+    fail_to_log_in(client, "ada@example.com", 1)
+    first = login(client, "ada@example.com", "wrong")
+    assert first.status_code == 429
+    assert re.search(r"Please wait \d+ seconds", page(first))
+
+    time.sleep(1.1)  # the short wait is over: one more try
+    fail_to_log_in(client, "ada@example.com", 1)
+    second = login(client, "ada@example.com", "wrong")
+
+    assert second.status_code == 429
+    assert re.search(r"Please wait (5\d|60) minutes", page(second))
 
 
 @LOGIN_LIMITS

@@ -14,11 +14,14 @@ them only to those allowed (the answer is 200).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from sqlalchemy import select
 
 from extensions import db
 from models import Ticket
+from services import account_links
 from tests.support.factories import PASSWORD, event_form
 from tests.support.world import World, build_world
 
@@ -65,6 +68,23 @@ PERMISSIONS = [
     *every_role("GET", "/login",                                     200, 302, 302, 302),
     *every_role("POST", "/login",                                    303, 302, 302, 302),
     *every_role("POST", "/logout",                                   302, 303, 303, 303),
+    # Emailed links work for whoever holds them, signed in or not; a forged one does nothing.
+    *every_role("GET", "/password/forgot",                           200, 200, 200, 200),
+    *every_role("POST", "/password/forgot",                          303, 303, 303, 303),
+    *every_role("GET", "/password/reset/{reset_token}",              200, 200, 200, 200),
+    *every_role("POST", "/password/reset/{reset_token}",             303, 303, 303, 303),
+    *every_role("GET", "/password/reset/{bad_token}",                400, 400, 400, 400),
+    *every_role("POST", "/password/reset/{bad_token}",               400, 400, 400, 400),
+    *every_role("GET", "/verify/{verify_token}",                     200, 200, 200, 200),
+    *every_role("POST", "/verify/{verify_token}",                    303, 303, 303, 303),
+    *every_role("GET", "/verify/{bad_token}",                        400, 400, 400, 400),
+    *every_role("POST", "/verify/{bad_token}",                       400, 400, 400, 400),
+    *every_role("GET", "/account/email/{bad_token}",                 400, 400, 400, 400),
+    *every_role("POST", "/account/email/{bad_token}",                400, 400, 400, 400),
+    # One's own account; asking for a confirmation link again when confirmed says so.
+    *every_role("GET", "/account",                                   302, 200, 200, 200),
+    *every_role("POST", "/account",                                  302, 303, 303, 303),
+    *every_role("POST", "/account/resend-confirmation",              302, 303, 303, 303),
     # Every signed-in user is an organizer of their own events.
     *every_role("GET", "/seller",                                    302, 200, 200, 200),
     *every_role("GET", "/seller/connect",                            302, 200, 200, 200),
@@ -99,6 +119,10 @@ PERMISSIONS = [
 BODIES = {
     "/signup": {"name": "Newcomer", "email": "newcomer@example.com", "password": PASSWORD},
     "/login": {"email": "secret@example.com", "password": PASSWORD},
+    "/password/forgot": {"email": "secret@example.com"},
+    "/password/reset/{reset_token}": {"password": "a brand new password"},
+    "/password/reset/{bad_token}": {"password": "a brand new password"},
+    "/account": {"action": "name", "name": "Changed name"},
     "/pay/local/{session}": {"action": "pay"},
     "/seller/events/new": event_form(name="Changed"),
     "/seller/events/{event}/edit": event_form(name="Changed"),
@@ -136,6 +160,17 @@ def changes_nothing(method: str, status: int, location: str) -> bool:
     return method == "GET" or 400 <= status < 500 or location.startswith("/login?next=")
 
 
+def link_tokens(world: World) -> dict[str, str]:
+    """The buyer's emailed links (to confirm their address, to choose a new password), and
+    one that was never signed."""
+    moment = datetime.now(timezone.utc)
+    return {"verify_token": account_links.make_token(world.buyer, account_links.VERIFY,
+                                                     now=moment),
+            "reset_token": account_links.make_token(world.buyer, account_links.RESET,
+                                                    now=moment),
+            "bad_token": "eyJ1IjoxfQ.forged.signature"}
+
+
 @pytest.fixture
 def world(app) -> World:
     return build_world()
@@ -148,7 +183,7 @@ def test_who_may_do_what(client, auth, world, method, route, role, expected):
               "owner": world.owner}.get(role)
     if person is not None:
         auth.login(person)
-    values = world.ids()
+    values = {**world.ids(), **link_tokens(world)}
     body = {name: value.format(**values) for name, value in BODIES.get(route, {}).items()}
     before = database_rows()
 
@@ -176,7 +211,8 @@ def test_every_route_is_in_the_table(app):
     add its rows to PERMISSIONS, one per role."""
     urls = app.url_map.bind("localhost")
     placeholders = {"event": "1", "second_event": "2", "ticket": "1", "token": "t",
-                    "session": "cs_1", "image": "a.png", "missing": "999999"}
+                    "session": "cs_1", "image": "a.png", "missing": "999999",
+                    "verify_token": "v", "reset_token": "r", "bad_token": "b"}
     listed = set()
     for method, route, role, _ in PERMISSIONS:
         path = route.format(**placeholders).split("?")[0]

@@ -120,7 +120,8 @@ def world(any_db_app):
     second event (for /pay/local/<session_id>)."""
     site = build_world()
     real = {"event_id": str(site.event_id), "ticket_id": str(site.ticket_id),
-            "session_id": site.session_id, "filename": "app.css", "name": site.image_name}
+            "session_id": site.session_id, "filename": "app.css", "name": site.image_name,
+            "token": "not-a-link-token"}
     visitors = {"anonymous": Visitor(any_db_app), "buyer": Visitor(any_db_app, site.buyer),
                 "owner": Visitor(any_db_app, site.owner)}
     return real, visitors

@@ -28,16 +28,18 @@ def app(any_db_app):
 
 
 def private_urls(app, *, event_id: int, ticket_id: int) -> list[str]:
-    """Every GET page under /tickets, /seller and /account, found from the URL map (so a
-    new page there is checked too), filled in with ids the signed-in user may open."""
-    ids = {"event_id": event_id, "ticket_id": ticket_id}
+    """Every GET page under /tickets, /seller and /account, and the pages of emailed links
+    (/password, /verify), found from the URL map (so a new page there is checked too),
+    filled in with ids the signed-in user may open (and a link's token)."""
+    ids = {"event_id": event_id, "ticket_id": ticket_id, "token": "a-link-token"}
     urls = []
     for rule in app.url_map.iter_rules():
-        if "GET" not in rule.methods or not re.match(r"/(tickets|seller|account)(/|$)", rule.rule):
+        if "GET" not in rule.methods or not re.match(
+                r"/(tickets|seller|account|password|verify)(/|$)", rule.rule):
             continue
         assert rule.arguments <= ids.keys(), f"give {rule.rule} an id to open"
         urls.append(rule.rule.replace("<int:event_id>", str(event_id)).replace(
-            "<int:ticket_id>", str(ticket_id)))
+            "<int:ticket_id>", str(ticket_id)).replace("<token>", ids["token"]))
     return urls
 
 

@@ -17,7 +17,7 @@ from werkzeug.security import generate_password_hash
 
 from extensions import db
 from models import Event, User
-from services import events
+from services import accounts, events
 from services.events import EventDetails
 
 # Every test account's password, unless a test picks another.
@@ -31,13 +31,17 @@ def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 
 
-def make_user(name: str | None = None, email: str | None = None, password: str = PASSWORD) -> User:
-    """A saved user. Hashes each password once per session: scrypt is slow on purpose."""
+def make_user(name: str | None = None, email: str | None = None, password: str = PASSWORD,
+              *, verified: bool = True) -> User:
+    """A saved user whose address is confirmed (``verified=False``: not yet, as just after
+    signing up). Hashes each password once per session: scrypt is slow on purpose."""
     n = next(_ids)
     if password not in _PASSWORD_HASHES:
         _PASSWORD_HASHES[password] = generate_password_hash(password, "scrypt")
-    user = User(name=name or f"User {n}", email=(email or f"user{n}@example.com").lower(),
-                password_hash=_PASSWORD_HASHES[password])
+    email = (email or f"user{n}@example.com").lower()
+    user = User(name=name or f"User {n}", email=email, person_key=accounts.person_key(email),
+                password_hash=_PASSWORD_HASHES[password],
+                email_verified_at=datetime.now(timezone.utc) if verified else None)
     db.session.add(user)
     db.session.commit()
     return user

@@ -325,6 +325,15 @@ class LiveServer:
 RUNNING: list[LiveServer] = []
 
 
+def running_at(url: str) -> LiveServer:
+    """The running server at ``url`` (a browser step given only the site's address finds
+    its instance folder, say to read the emails it wrote)."""
+    for server in RUNNING:
+        if server.url == url.rstrip("/"):
+            return server
+    raise LookupError(f"no live server runs at {url}")
+
+
 @pytest.hookimpl(wrapper=True)
 def report_with_server_logs(item, call):
     """A ``pytest_runtest_makereport`` hook for a conftest (``pytest_runtest_makereport =

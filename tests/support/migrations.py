@@ -1,5 +1,5 @@
-"""Running the migrations on a test database: a schema at an old revision, rows written as
-it has them, then the migration under test."""
+"""A database taken back to an older schema, for tests of what a migration does to rows
+written as that schema had them."""
 
 from __future__ import annotations
 
@@ -12,22 +12,21 @@ from sqlalchemy import text
 from extensions import db
 
 
-def _forget_revisions() -> None:
+def _drop_everything() -> None:
+    db.session.remove()
+    db.drop_all()
     with db.engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
 @contextmanager
 def schema_at(revision: str) -> Iterator[None]:
-    """The database emptied and migrated to ``revision``; afterwards, the models' schema
-    again (as the ``app`` fixtures made it)."""
-    db.drop_all()
-    _forget_revisions()
+    """The app's database emptied and migrated to ``revision`` (inside an app context of
+    ``app``/``any_db_app``); afterwards the models' own schema again, as the test began."""
+    _drop_everything()
     upgrade(revision=revision)
     try:
         yield
     finally:
-        db.session.remove()
-        db.drop_all()
-        _forget_revisions()
+        _drop_everything()
         db.create_all()

@@ -32,10 +32,11 @@ def new_person(role: str = "user") -> Person:
     return Person(name=f"{role.title()} {token}", email=f"{role}-{token}@example.com")
 
 
-def user_words(person: Person) -> list[str]:
-    """The ``flask seed`` words that make ``person``'s account."""
+def user_words(person: Person, *, verified: bool = True) -> list[str]:
+    """The ``flask seed`` words that make ``person``'s account, its address confirmed
+    (``verified=False``: not yet, and the link to confirm it is sent, as on signing up)."""
     return ["user", "--name", person.name, "--email", person.email,
-            "--password", person.password]
+            "--password", person.password, *([] if verified else ["--unverified"])]
 
 
 def event_words(organizer: Person, *, name: str, capacity: int, price_pence: int = 1250,
@@ -74,9 +75,11 @@ def seed(server: LiveServer, *words: str) -> list[str]:
     return server.flask("seed", *words).splitlines()
 
 
-def create_accounts(server: LiveServer, *people: Person) -> list[int]:
-    """Accounts for ``people``; returns their ids."""
-    return [int(line) for line in seed(server, *(w for p in people for w in user_words(p)))]
+def create_accounts(server: LiveServer, *people: Person, verified: bool = True) -> list[int]:
+    """Accounts for ``people`` (their addresses confirmed unless ``verified=False``);
+    returns their ids."""
+    words = [w for p in people for w in user_words(p, verified=verified)]
+    return [int(line) for line in seed(server, *words)]
 
 
 def publish_event(server: LiveServer, *roles: str, price_pence: int = 1250, capacity: int = 1,

@@ -5,9 +5,21 @@ and nothing of one visitor's request (``g``, the signed-in user) seen by another
 
 from __future__ import annotations
 
+from flask.testing import FlaskClient
 from werkzeug.test import encode_multipart
 
 from tests.support.factories import PASSWORD
+
+
+class ServerLikeClient(FlaskClient):
+    """A test client whose every request runs in an app context of its own, as in a server:
+    nothing a request leaves in ``g`` (Flask-Login's signed-in user) or in the database
+    session is seen by the next one, so each request loads its user afresh from its cookie.
+    Use it as ``app.test_client_class``."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 class Visitor:

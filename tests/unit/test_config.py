@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from config import load_config
@@ -49,7 +51,23 @@ def test_several_processes_without_a_shared_store_are_refused(tmp_path):
     ("QUEUE_JOIN_LIMIT", "lots"),
     ("PAYMENTS", "paypal"),
     ("PLATFORM_FEE_PERCENT", "one"),
+    ("SESSION_LIFETIME_HOURS", "0"),
+    ("SESSION_LIFETIME_HOURS", "a fortnight"),
+    ("LOGIN_LIMIT_PER_EMAIL", "5 per 5 minutes; often"),
 ])
 def test_bad_settings_stop_the_app_with_a_clear_message(tmp_path, name, value):
     with pytest.raises(RuntimeError, match=name):
         load_config(env(tmp_path, **{name: value}))
+
+
+def test_a_sign_in_lasts_two_weeks_unless_told_otherwise(tmp_path):
+    assert load_config(env(tmp_path))["PERMANENT_SESSION_LIFETIME"] == timedelta(days=14)
+    assert load_config(env(tmp_path, SESSION_LIFETIME_HOURS="12"))[
+        "PERMANENT_SESSION_LIFETIME"] == timedelta(hours=12)
+
+
+def test_sign_in_limits_are_steps_of_a_growing_wait(tmp_path):
+    config = load_config(env(tmp_path, LOGIN_LIMIT_PER_EMAIL="3 per minute; 6 per hour"))
+    assert config["LOGIN_LIMIT_PER_EMAIL"] == "3 per minute; 6 per hour"
+    assert load_config(env(tmp_path))["LOGIN_LIMIT_PER_EMAIL"] == (
+        "5 per 5 minutes; 10 per hour; 20 per day")
