@@ -47,6 +47,9 @@ EVENTS = [
 ]
 
 
+DEMO_TIMEZONE = "Europe/London"
+
+
 def _user(name: str, email: str) -> User:
     """A demo account, its address taken as confirmed (nothing is sent to it)."""
     existing = db.session.scalar(select(User).where(User.email == email))
@@ -72,7 +75,8 @@ def seed_demo() -> list[str]:
             hour=19, minute=30, second=0, microsecond=0)
         event = events.create_event(
             organizer_id=organizer.id,
-            details=EventDetails(name, description, location, starts_at, price, capacity),
+            details=EventDetails(name, description, location, starts_at, price, capacity,
+                                 DEMO_TIMEZONE),
             now=now,
         )
         lines.append(f"event {event.id}: {name}")
@@ -80,9 +84,27 @@ def seed_demo() -> list[str]:
             # A small event with a queue: every buyer joins, the first ones get offers.
             for buyer in buyers:
                 queue.join_queue(event_id=event.id, user_id=buyer.id, now=now)
+    lines += _fair_start_demo(organizers[1], now=now)
     for name, email in ORGANIZERS + BUYERS:
         lines.append(f"user {email} / {DEMO_PASSWORD} ({name})")
     return lines
+
+
+FAIR_START_EVENT = "Summer Rooftop Sessions"
+
+
+def _fair_start_demo(organizer: User, *, now: datetime) -> list[str]:
+    """An event whose on-sale is 15 minutes away: join its lobby, watch the countdown, and see
+    the draw give everyone a random place at the on-sale (and check it on the draw page)."""
+    if any(e.name == FAIR_START_EVENT for e in events.events_of(organizer.id)):
+        return []
+    starts_at = (now + timedelta(days=45)).replace(hour=18, minute=0, second=0, microsecond=0)
+    event = events.create_event(
+        organizer_id=organizer.id, now=now,
+        details=EventDetails(FAIR_START_EVENT, "A big night with few tickets: sales open "
+                             "with a fair draw.", "Peckham, London", starts_at, 2500, 3,
+                             DEMO_TIMEZONE, now + timedelta(minutes=15)))
+    return [f"event {event.id}: {FAIR_START_EVENT} (on sale in 15 minutes: join its lobby)"]
 
 
 seed = AppGroup("seed", chain=True, help="Make accounts, events and tickets (chainable).")

@@ -84,10 +84,11 @@ def test_seed_demo_fills_an_empty_site_with_people_and_events(runner, client):
     result = seed(runner)
 
     assert count(User) == 5
-    assert count(Event) == 4
+    assert count(Event) == 5
     assert "sam@example.com" in result.output and DEMO_PASSWORD in result.output
     home = client.get("/").get_data(as_text=True)
     assert "Jazz in the Crypt" in home and "Indie Night" in home
+    assert "Summer Rooftop Sessions" in home and "(on sale in 15 minutes" in result.output
 
 
 def test_the_demo_accounts_can_sign_in(runner, auth, client):
