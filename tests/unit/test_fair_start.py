@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -276,3 +276,30 @@ def test_lobby_pages_ask_rarely_then_spread_their_first_ask_after_the_on_sale(ap
     small = queue_reads.QueueStatus(ViewerStatus.LOBBY, sale_starts_at=ON_SALE, lobby_size=10)
     assert queue_reads.poll_seconds(small, now=ON_SALE - timedelta(seconds=10), rng=rng) <= 14
     assert queue_reads.poll_seconds(small, now=ON_SALE + timedelta(seconds=1), rng=rng) == 2
+
+
+def test_a_london_on_sale_at_ten_bst_draws_500_people_into_a_checkable_line(app_db):
+    """The issue's scenario: an organizer in London schedules the on-sale for 10:00 BST,
+    500 buyers wait in the lobby, and at 10:00 they get random places, the first offers."""
+    from services.timezones import to_utc
+
+    ten_bst = to_utc(datetime(2030, 7, 5, 10, 0), "Europe/London").utc
+    assert ten_bst == utc(2030, 7, 5, 9, 0)
+    organizer = make_user()
+    event = events.create_event(
+        organizer_id=organizer.id, now=T0,
+        details=EventDetails("Summer gig", "", "Camden", utc(2030, 8, 1, 19), 2500, 50,
+                             "Europe/London", ten_bst))
+    buyers = [make_user() for _ in range(500)]
+    for n, buyer in enumerate(buyers):
+        assert join(event, buyer, ten_bst - timedelta(hours=2, seconds=-n)).in_lobby
+    assert queue.draw_lobby(event_id=event.id, now=ten_bst - timedelta(seconds=1)) is False
+    assert queue.draw_due_lobbies(now=ten_bst) == 1
+
+    event = reload(event)
+    record = draws.draw_record(event)
+    refs = [queue_reads.latest_entry(event_id=event.id, user_id=b.id).ref for b in buyers]
+    assert [ref for _, ref in record.places] == contract_order(record.seed, event.id, refs)
+    assert (event.offered_count, event.waiting_count, event.draw_size) == (50, 450, 500)
+    assert event.drawn_at == ten_bst
+    assert_queue_invariants(event.id)
