@@ -30,9 +30,10 @@ import tasks
 from bench import draws, http_rush, page_weight, waiting_room
 from bench.queues import NOW, build_queue, make_app
 from bench.tables import table
+from blueprints.auth import SESSION_ID
 from extensions import db
 from models import Event, OutboxItem, Ticket, TicketStatus, User, WaitingListEntry
-from services import outbox, queue, queue_reads
+from services import outbox, queue, queue_reads, sessions
 from tests.support.invariants import assert_queue_invariants
 from tests.support.postgres import postgres_server
 from tests.support.workers import run_threads
@@ -93,8 +94,10 @@ def bench_http(name: str, url: str, folder: str, rows: list):
     with app.app_context():
         event_id, last_user = build_queue(10_000)
         client = app.test_client()
+        sign_in_id = sessions.start_session(user_id=last_user, now=NOW)
         with client.session_transaction() as session:
             session["_user_id"] = str(last_user)
+            session[SESSION_ID] = sign_in_id
             session["_fresh"] = True
         path = f"/events/{event_id}/status"
         first = client.get(path)
@@ -117,7 +120,8 @@ def bench_rush(name: str, url: str, folder: str, rows: list, joins: int = 2000, 
              "created_at": NOW}
             for i in range(joins + 1)])
         event = Event(organizer_id=1, name="Rush", description="", location="Here",
-                      starts_at=NOW + timedelta(days=1), price_pence=1000, total_tickets=100)
+                      published_at=NOW, starts_at=NOW + timedelta(days=1), price_pence=1000,
+                      total_tickets=100)
         db.session.add(event)
         db.session.commit()
         event_id = event.id
@@ -163,6 +167,7 @@ def bench_join_cost(name: str, url: str, folder: str, rows: list, rounds: int = 
             events = {}
             for label in variants:
                 event = Event(organizer_id=1, name=label, description="", location="Here",
+                              published_at=NOW,
                               starts_at=NOW + timedelta(days=1), price_pence=1000,
                               total_tickets=joins)
                 db.session.add(event)

@@ -42,7 +42,8 @@ def build_queue(length: int, capacity: int = 100, *, now: datetime = NOW, live_o
     first = db.session.scalar(select(User.id).where(User.email == f"u0-{length}@bench.example"))
     left = length // 10
     event = Event(organizer_id=first, name="Rush", description="", location="Here",
-                  starts_at=now + timedelta(days=1), price_pence=1000, total_tickets=capacity,
+                  published_at=now, starts_at=now + timedelta(days=1), price_pence=1000,
+                  total_tickets=capacity,
                   sold_count=capacity - live_offers, offered_count=live_offers,
                   waiting_count=length, last_seq=length + left)
     db.session.add(event)
@@ -77,7 +78,8 @@ def build_queue(length: int, capacity: int = 100, *, now: datetime = NOW, live_o
         else:
             user += 1
     columns = ("offered_at", "offer_expires_at", "ended_at", "end_reason")
-    db.session.execute(insert(WaitingListEntry), [{c: None for c in columns} | r for r in rows])
+    db.session.execute(insert(WaitingListEntry), [
+        {c: None for c in columns} | r | {"ref": f"{r['seq']:016x}"} for r in rows])
     db.session.execute(insert(QueueDeparture), [
         {"event_id": event.id, "block": block, "departed": n} for block, n in departed.items()])
     event.last_seq = len(rows)
