@@ -110,4 +110,5 @@ def local_page(session_id: str):
             message, status = "Your card was declined. No money was taken; try again.", 402
         else:
             message, status = "Choose Pay, Decline or Cancel.", 400
-    return render_template("payments/local.html", session=session, message=message), status
+    return render_template("payments/local.html", session=session, message=message,
+                           now_moment=now()), status
