@@ -257,6 +257,24 @@ def test_leaving_the_line_asks_first(client, auth, app):
     assert "Yes, leave" in question
 
 
+def test_leaving_the_lobby_asks_first_and_is_said_once(client, auth, app):
+    event = make_event(sale_starts_at=datetime.now(timezone.utc) + timedelta(hours=2))
+    auth.login(make_user())
+    client.post(f"/events/{event.id}/join")
+    html = event_page(client, event)
+    assert hook(html, "queue-status")["status"] == "lobby"
+    assert html.index("You're in the lobby") < html.index('class="facts"')
+    assert "Leave the lobby…" in html
+    question = words(page(client.get(f"/events/{event.id}/release")))
+    assert "Leave the lobby?" in question and "Yes, leave" in question
+    left = event_page(client, event)
+    assert hook(left, "queue-status")["status"] == "lobby"  # asking changed nothing
+    response = client.post(f"/events/{event.id}/release")
+    shown = page(client.get(response.headers["Location"]))
+    assert shown.count("You left the lobby") == 1
+    assert "You left the waiting list" not in shown
+
+
 def test_asking_to_release_with_nothing_to_release_goes_back_to_the_event(client, auth, app):
     event = make_event()
     auth.login(make_user())
