@@ -21,6 +21,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from blueprints.helpers import (
+    checkout_urls,
     now,
     page_number,
     render_page_or_fragment,
@@ -29,8 +30,17 @@ from blueprints.helpers import (
     wants_fragment,
 )
 from extensions import limiter
-from models import EndReason, EntryStatus
-from services import NotFound, ServiceError, accounts, draws, events, queue, queue_reads
+from models import EntryStatus
+from services import (
+    NotFound,
+    ServiceError,
+    accounts,
+    draws,
+    events,
+    purchases,
+    queue,
+    queue_reads,
+)
 
 bp = Blueprint("events", __name__)
 
@@ -92,6 +102,9 @@ def status_context(event, *, error: str | None = None, moment=None, clock=None) 
             queue_reads.poll_seconds(status, now=moment) if user_id is not None
             else queue_reads.POLL_WATCHING),
         "etag": clock.fingerprint(user_id=user_id, now=moment),
+        # The earliest live offer's deadline: when a ticket can come back at the latest.
+        "next_offer_end": clock.next_deadline if clock.next_deadline and
+        clock.next_deadline > moment else None,
     }
 
 
@@ -217,29 +230,62 @@ def _join_key() -> str:
 def join(event_id: int):
     try:
         accounts.ensure_may_join(user_id=current_user.id)
-        entry = queue.join_queue(event_id=event_id, user_id=current_user.id, now=now())
+        # The buyer sees the outcome in this answer: a ticket held at once needs no email.
+        entry = queue.join_queue(event_id=event_id, user_id=current_user.id, now=now(),
+                                 watching=True)
     except ServiceError as error:  # refused: the widget again, saying why (unknown event: 404)
         return _after_action(event_id, error=error)
     if entry.in_lobby:
         return _after_action(event_id, message="You're in the lobby. At the on-sale time "
                                                "everyone here gets a random place in line.")
     if entry.status == EntryStatus.OFFERED:
-        return _after_action(event_id, message="A ticket is held for you. Complete your "
-                                               "purchase before the offer ends.")
+        return _pay_at_once(event_id)
     return _after_action(event_id, message="You're in the waiting list. We'll offer you a "
                                            "ticket when one is free.")
 
 
-@bp.post("/events/<int:event_id>/release")
+def _pay_at_once(event_id: int):
+    """A ticket was free and held on joining: straight on to pay for it (one click from
+    "Buy ticket" to the payment page; the hold keeps the seat meanwhile). Should the
+    payment page be out of reach, the event page shows the held ticket and "Buy now"."""
+    try:
+        url = purchases.start_checkout(event_id=event_id, user_id=current_user.id, now=now(),
+                                       urls=checkout_urls())
+    except ServiceError as error:
+        return _after_action(event_id, message=f"A ticket is held for you. {error}")
+    if wants_fragment():
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code=303)
+
+
+# One rule for both methods: two rules on one path would answer an impossible id with a
+# 405 (Werkzeug matches the other rule's method before the id converter refuses) instead of
+# a 404.
+@bp.route("/events/<int:event_id>/release", methods=["GET", "POST"])
 @login_required
 def release(event_id: int):
+    """GET: the confirmation before releasing an offer or leaving the line or the lobby
+    (what it means, and the form that posts here). POST: acts at once."""
+    if request.method == "GET":
+        return _confirm_release(event_id)
     try:
-        entry = queue.release(event_id=event_id, user_id=current_user.id, now=now())
+        queue.release(event_id=event_id, user_id=current_user.id, now=now())
     except ServiceError as error:  # refused: the widget again, saying why (unknown event: 404)
         return _after_action(event_id, error=error)
-    message = ("You released your ticket offer." if entry.end_reason == EndReason.DECLINED
-               else "You left the lobby." if entry.seq < 0 else "You left the waiting list.")
-    return _after_action(event_id, message=message)
+    # The status on the event page says what happened ("You left the waiting list"): once.
+    return _after_action(event_id)
+
+
+def _confirm_release(event_id: int):
+    event = events.get_visible_event(event_id, viewer_id=_viewer_id)
+    status = queue_reads.queue_status(event_id=event.id, user_id=current_user.id, now=now())
+    if status.status not in (queue_reads.ViewerStatus.OFFERED, queue_reads.ViewerStatus.WAITING,
+                             queue_reads.ViewerStatus.LOBBY):
+        flash("You have no ticket offer or place in line to give up here.", "info")
+        return redirect(url_for("events.show", event_id=event.id), code=303)
+    return render_template("events/confirm_release.html", event=event, status=status)
 
 
 @bp.errorhandler(429)

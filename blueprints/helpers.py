@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, make_response, render_template, request
+from flask import Flask, Response, abort, make_response, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.routing import IntegerConverter
 
 from models import CheckoutStatus, EndReason, EntryStatus, TicketStatus
-from services import events, timezones
+from services import events, purchases, timezones
 from services.text import plural, text_problem
 from services.tickets import CheckInOutcome, grouped_code
+from services.urls import absolute_url
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns on PostgreSQL
 MAX_PAGE = 10_000
@@ -171,3 +172,19 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.globals["plural"] = plural
     # An event card's availability line (the listings render many cards from one query).
     app.jinja_env.globals["listing_state"] = lambda event: events.listing_state(event, now=now())
+
+
+# Stripe puts the Checkout Session's id in place of this when it sends the buyer back.
+_RETURNED_SESSION = "?session_id={CHECKOUT_SESSION_ID}"
+
+
+def checkout_urls() -> purchases.CheckoutUrls:
+    """Where checkout sends the buyer (inside a request: the last two use ``url_for``):
+    "Buy now" and a join held at once both start a checkout."""
+    return purchases.CheckoutUrls(
+        # On BASE_URL, never the request's Host: Stripe sends the buyer back there.
+        success=absolute_url("payments.success") + _RETURNED_SESSION,
+        cancel=absolute_url("payments.cancel") + _RETURNED_SESSION,
+        local_page=lambda session_id: url_for("payments.local_page", session_id=session_id),
+        ticket=lambda ticket_id: url_for("tickets.show", ticket_id=ticket_id),
+    )

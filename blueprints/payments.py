@@ -6,28 +6,12 @@ import stripe
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from blueprints.helpers import now, render_page_or_fragment
+from blueprints.helpers import checkout_urls, now, render_page_or_fragment
 from extensions import csrf, db, limiter
 from models import CheckoutStatus
 from services import Busy, ServiceError, payments, purchases, tickets, webhooks
-from services.urls import absolute_url
 
 bp = Blueprint("payments", __name__)
-
-# Stripe puts the Checkout Session's id in place of this when it sends the buyer back.
-_RETURNED_SESSION = "?session_id={CHECKOUT_SESSION_ID}"
-
-
-def checkout_urls() -> purchases.CheckoutUrls:
-    """Where checkout sends the buyer (inside a request: the last two use ``url_for``)."""
-    return purchases.CheckoutUrls(
-        # On BASE_URL, never the request's Host: Stripe sends the buyer back there.
-        success=absolute_url("payments.success") + _RETURNED_SESSION,
-        cancel=absolute_url("payments.cancel") + _RETURNED_SESSION,
-        local_page=lambda session_id: url_for("payments.local_page", session_id=session_id),
-        ticket=lambda ticket_id: url_for("tickets.show", ticket_id=ticket_id),
-    )
-
 
 @bp.post("/events/<int:event_id>/checkout")
 @login_required
@@ -110,4 +94,5 @@ def local_page(session_id: str):
             message, status = "Your card was declined. No money was taken; try again.", 402
         else:
             message, status = "Choose Pay, Decline or Cancel.", 400
-    return render_template("payments/local.html", session=session, message=message), status
+    return render_template("payments/local.html", session=session, message=message,
+                           now_moment=now()), status

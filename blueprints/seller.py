@@ -288,8 +288,13 @@ def _cancel_outcome(before: reports.EventFigures) -> str:
     return " and ".join(done) or "nobody had a ticket or a place in line"
 
 
-@bp.post("/tickets/<int:ticket_id>/refund")
+# One rule for both methods (see events.release): an impossible id is a 404, not a 405.
+@bp.route("/tickets/<int:ticket_id>/refund", methods=["GET", "POST"])
 def refund_ticket(ticket_id: int):
+    """GET: the confirmation before refunding one ticket. POST: refunds it at once."""
+    if request.method == "GET":
+        ticket = purchases.organizer_ticket(ticket_id=ticket_id, organizer_id=current_user.id)
+        return render_template("seller/confirm_refund.html", ticket=ticket)
     try:
         ticket = purchases.refund_ticket(ticket_id=ticket_id, organizer_id=current_user.id,
                                          now=now())

@@ -1,4 +1,5 @@
-"""My tickets: the list, and one ticket with its QR code, door code and receipt."""
+"""My tickets: the list (with offers held and places in line), and one ticket with its QR
+code, door code and receipt."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from markupsafe import Markup
 
 from blueprints.helpers import now
 from models import TicketStatus
-from services import tickets
+from services import queue_reads, tickets
 
 bp = Blueprint("tickets", __name__)
 
@@ -16,8 +17,10 @@ bp = Blueprint("tickets", __name__)
 @bp.get("/tickets")
 @login_required
 def index():
-    return render_template("tickets/index.html",
-                           groups=tickets.tickets_of(user_id=current_user.id, now=now()))
+    moment = now()
+    return render_template("tickets/index.html", now_moment=moment,
+                           places=queue_reads.places_of(user_id=current_user.id, now=moment),
+                           groups=tickets.tickets_of(user_id=current_user.id, now=moment))
 
 
 @bp.get("/tickets/<int:ticket_id>")

@@ -28,7 +28,7 @@ from models import (
     User,
     WaitingListEntry,
 )
-from services import NotFound, ServiceError, payments, queue, queue_reads
+from services import NotFound, ServiceError, payments, queue, queue_reads, timezones
 from services.fees import platform_fee
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,9 @@ def start_checkout(*, event_id: int, user_id: int, now: datetime, urls: Checkout
         key=f"checkout-entry-{entry.id}",
         amount_pence=event.price_pence,
         fee_pence=fee,
-        description=f"Ticket: {event.name}",
+        # Stripe's page shows this: how long the hold lasts, in the event's zone.
+        description=f"Ticket: {event.name} (held for you until "
+                    f"{timezones.clock(entry.offer_expires_at, event.timezone)})",
         metadata=metadata,
         success_url=urls.success,
         cancel_url=urls.cancel,
@@ -277,11 +279,17 @@ def settle_stale_payments(*, now: datetime, batch: int = SETTLE_BATCH) -> int:
     return finished
 
 
-def refund_ticket(*, ticket_id: int, organizer_id: int, now: datetime) -> Ticket:
-    """An organizer refunds one ticket: the seat frees at once, the money follows."""
+def organizer_ticket(*, ticket_id: int, organizer_id: int) -> Ticket:
+    """A ticket to one of the organizer's events (anyone else's: not found)."""
     ticket = db.session.get(Ticket, ticket_id)
     if ticket is None or ticket.event.organizer_id != organizer_id:
         raise NotFound("We couldn't find that ticket.")
+    return ticket
+
+
+def refund_ticket(*, ticket_id: int, organizer_id: int, now: datetime) -> Ticket:
+    """An organizer refunds one ticket: the seat frees at once, the money follows."""
+    organizer_ticket(ticket_id=ticket_id, organizer_id=organizer_id)
     return queue.refund_ticket_seat(ticket_id=ticket_id, now=now, actor_id=organizer_id)
 
 

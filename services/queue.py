@@ -114,9 +114,10 @@ def _close_unpaid_checkouts(*, now: datetime) -> None:
 
 def _note(event: Event, action: str, *, now: datetime, subject_id: int | None,
           actor_id: int | None = None, entry: WaitingListEntry | None = None,
-          ticket: Ticket | None = None, reason: str = "") -> None:
+          ticket: Ticket | None = None, reason: str = "", email: bool = True) -> None:
     """Record a transition in the audit trail and write its follow-ups to the outbox, in the
-    same transaction: the offer's deadline, closing a payment page, the email."""
+    same transaction: the offer's deadline, closing a payment page, the email (unless not
+    ``email``: the buyer is looking at the outcome already)."""
     db.session.add(AuditEntry(
         event_id=event.id, action=action, subject_id=subject_id, actor_id=actor_id,
         entry_id=entry.id if entry else None, ticket_id=ticket.id if ticket else None,
@@ -128,7 +129,7 @@ def _note(event: Event, action: str, *, now: datetime, subject_id: int | None,
         _ended_offers().append(entry.id)
     kind = notifications.kind_for(action, event_cancelled=event.is_cancelled,
                                   in_lobby=entry is not None and entry.in_lobby)
-    if kind is not None:
+    if kind is not None and email:
         subject = ticket if notifications.is_about_ticket(kind) else entry
         outbox.add("send_notification", kind, subject.id, now=now)
     for kind, object_id in notifications.organizer_notices(event, action, ticket=ticket, now=now):
@@ -231,8 +232,12 @@ def offer_next(event: Event, *, now: datetime) -> list[WaitingListEntry]:
     return waiters
 
 
-def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
+def join_queue(*, event_id: int, user_id: int, now: datetime,
+               watching: bool = False) -> WaitingListEntry:
     """Join the event's waiting list: offered at once if a ticket is free and nobody waits.
+
+    ``watching``: the buyer sees the outcome as they join (the web page), so a ticket held
+    at once sends no "offer made" email; offers made later (a ticket came back) still do.
 
     Before a scheduled on-sale, the entry waits in the lobby instead, with no place in line
     until the draw. The transition draws the lobby first if the on-sale time has come, so a
@@ -282,7 +287,7 @@ def join_queue(*, event_id: int, user_id: int, now: datetime) -> WaitingListEntr
               entry=entry, reason="in the lobby" if entry.in_lobby else "")
         if entry.status == EntryStatus.OFFERED:
             _note(event, AuditAction.OFFERED, now=now, subject_id=user_id, entry=entry,
-                  reason="a ticket was free on joining")
+                  reason="a ticket was free on joining", email=not watching)
     return entry
 
 

@@ -91,6 +91,7 @@ class QueueStatus:
     end_reason: str | None = None
     ticket: Ticket | None = None
     estimated_wait: tuple[int, int] | None = None  # minutes, low and high
+    wait_sample: int = 0  # how many ended offers the estimate rests on
     waiting_ahead: int | None = None  # waiters ahead (offer holders are all ahead too)
     sale_starts_at: datetime | None = None  # in the lobby: when the draw gives places
     lobby_size: int | None = None  # in the lobby: how many wait there
@@ -98,6 +99,13 @@ class QueueStatus:
     @property
     def people_ahead(self) -> int | None:
         return None if self.position is None else self.position - 1
+
+    @property
+    def offers_ahead(self) -> int | None:
+        """Offer holders ahead of a waiter (every live offer is ahead of every waiter)."""
+        if self.people_ahead is None or self.waiting_ahead is None:
+            return None
+        return self.people_ahead - self.waiting_ahead
 
 
 def latest_entry(*, event_id: int, user_id: int) -> WaitingListEntry | None:
@@ -156,18 +164,35 @@ def position(entry: WaitingListEntry) -> int:
 
 WAIT_WINDOW = timedelta(minutes=30)
 WAIT_SAMPLE = 50
+# An estimate rests on at least this many offers that ended within WAIT_WINDOW; fewer (two
+# instant releases, say) say nothing about how fast the line moves.
+WAIT_MIN_SAMPLE = 5
 
 
-def estimated_wait(entry: WaitingListEntry, *, now: datetime, event: Event | None = None,
-                   place: int | None = None) -> tuple[int, int] | None:
-    """A (low, high) range of minutes until ``entry`` is offered a ticket, or None.
+@dataclass(frozen=True)
+class WaitEstimate:
+    low: int  # minutes
+    high: int
+    sample: int  # the ended offers it rests on
+
+
+def wait_estimate(entry: WaitingListEntry, *, now: datetime, event: Event | None = None,
+                  place: int | None = None) -> WaitEstimate | None:
+    """How long until ``entry`` is offered a ticket, or None when there is no honest answer.
 
     Each offer that ends (bought, declined, expired) lets the next waiter in, so the pace
     at which this event's last few offers ended (within the last half hour) is the queue's
     speed. Reads at most ``WAIT_SAMPLE`` index rows, however busy the event. No estimate
-    until two offers have ended, nor for anyone not waiting.
+    for anyone not waiting, until ``WAIT_MIN_SAMPLE`` offers have ended, nor while everyone
+    ahead holds an offer (then the earliest of their deadlines is the honest answer).
     """
     if entry.status != EntryStatus.WAITING:
+        return None
+    event = event or entry.event
+    place = place or position(entry)
+    # FIFO: every live offer is ahead of every waiter, so the waiters ahead are the rest.
+    waiting_ahead = max(0, place - 1 - event.offered_count)
+    if waiting_ahead == 0 and event.offered_count:
         return None
     recent = list(db.session.scalars(
         select(WaitingListEntry.ended_at)
@@ -179,16 +204,13 @@ def estimated_wait(entry: WaitingListEntry, *, now: datetime, event: Event | Non
         .order_by(WaitingListEntry.ended_at.desc())
         .limit(WAIT_SAMPLE)
     ))
-    if len(recent) < 2:
+    if len(recent) < WAIT_MIN_SAMPLE:
         return None
     span_minutes = max((now - recent[-1]).total_seconds() / 60, 1.0)
     per_minute = len(recent) / span_minutes
-    event = event or entry.event
-    place = place or position(entry)
-    # FIFO: every live offer is ahead of every waiter, so the waiters ahead are the rest.
-    waiting_ahead = max(0, place - 1 - event.offered_count)
     minutes = (waiting_ahead + 1) / per_minute
-    return max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999))
+    return WaitEstimate(max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999)),
+                        len(recent))
 
 
 # The waiting room's cadence: how often a viewer's page asks "has my place changed?".
@@ -350,8 +372,11 @@ def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
                            lobby_size=entry.event.lobby_count)
     if entry.status == EntryStatus.WAITING:
         place = position(entry)
+        estimate = wait_estimate(entry, now=now, place=place)
         return QueueStatus(ViewerStatus.WAITING, entry=entry, position=place,
-                           estimated_wait=estimated_wait(entry, now=now, place=place),
+                           estimated_wait=None if estimate is None else (estimate.low,
+                                                                         estimate.high),
+                           wait_sample=0 if estimate is None else estimate.sample,
                            waiting_ahead=max(0, place - 1 - entry.event.offered_count))
     if entry.status == EntryStatus.OFFERED:
         if entry.offer_expires_at > now:
@@ -374,3 +399,28 @@ def active_entry(event_id: int, user_id: int) -> WaitingListEntry | None:
             WaitingListEntry.status.in_(EntryStatus.ACTIVE),
         )
     )
+
+
+def places_of(*, user_id: int, now: datetime) -> list[QueueStatus]:
+    """A buyer's live offers, places in line and lobby entries, for "My tickets": offers
+    first (soonest deadline first), then places, then lobbies (soonest on-sale first)."""
+    entries = db.session.scalars(
+        select(WaitingListEntry)
+        .join(Event)
+        .where(WaitingListEntry.user_id == user_id,
+               WaitingListEntry.status.in_(EntryStatus.ACTIVE),
+               Event.cancelled_at.is_(None), Event.starts_at > now)
+    )
+    found = []
+    for entry in entries:
+        if entry.in_lobby:
+            found.append(QueueStatus(ViewerStatus.LOBBY, entry=entry,
+                                     sale_starts_at=entry.event.sale_starts_at))
+        elif entry.status == EntryStatus.WAITING:
+            found.append(QueueStatus(ViewerStatus.WAITING, entry=entry, position=position(entry)))
+        elif entry.offer_expires_at > now:
+            found.append(QueueStatus(ViewerStatus.OFFERED, entry=entry,
+                                     offer_expires_at=entry.offer_expires_at))
+    order = {ViewerStatus.OFFERED: 0, ViewerStatus.WAITING: 1, ViewerStatus.LOBBY: 2}
+    return sorted(found, key=lambda s: (order[s.status], s.offer_expires_at or s.sale_starts_at
+                                        or s.entry.event.starts_at, s.entry.id))

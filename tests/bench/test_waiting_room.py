@@ -18,9 +18,12 @@ def test_a_line_on_the_move_reads_like_a_real_one(any_db_app):
     first_waiter = queue_reads.queue_status(event_id=event_id, user_id=last - 49, now=NOW)
     assert (first_waiter.status, first_waiter.position) == ("waiting", 4)  # 3 offers ahead
     assert (last_waiter.status, last_waiter.position) == ("waiting", 53)
-    # Six offers ended 4 s apart: a pace, so everyone waiting gets an estimate.
-    assert first_waiter.estimated_wait is not None
-    assert last_waiter.estimated_wait[0] >= first_waiter.estimated_wait[0]
+    # Six offers ended 4 s apart: a pace, so everyone with waiters ahead gets an estimate;
+    # the first waiter, with only offer holders ahead, gets their deadlines instead.
+    second_waiter = queue_reads.queue_status(event_id=event_id, user_id=last - 48, now=NOW)
+    assert first_waiter.estimated_wait is None
+    assert second_waiter.estimated_wait is not None
+    assert last_waiter.estimated_wait[0] >= second_waiter.estimated_wait[0]
 
 
 def test_the_back_of_a_line_polls_slower_than_its_front(any_db_app):

@@ -54,6 +54,8 @@ def test_a_newcomer_signs_up_confirms_their_address_and_joins_a_queue(
 
     page.goto(f"{live_server.url}/events/{event_id}")
     page.get_by_role("button", name="Buy ticket").click()
+    page.wait_for_url(re.compile(r"/pay/local/"))  # held, and straight on to pay
+    page.goto(f"{live_server.url}/events/{event_id}")
     expect(status).to_have_attribute("data-status", "offered")
     expect(status).to_contain_text("A ticket is held for you")
 

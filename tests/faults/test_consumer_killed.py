@@ -34,20 +34,25 @@ def test_a_consumer_killed_mid_send_loses_and_doubles_nothing(start_server, smtp
     users = signed_in(server.url, buyers, answers)
     emails = [user.email for user in users]
 
-    smtp.hold_seconds = 2  # each offer email is held in flight at the end of DATA
+    # One click each to the payment page (no "offer made" email: the buyers are looking).
     payment_pages = in_parallel(lambda user: user.reach_payment_page(event_id), users)
+    (first, first_page), *rest = zip(users, payment_pages)
+
+    smtp.hold_seconds = 2  # the first buyer's ticket email is held in flight at end of DATA
+    assert first.pay(first_page).status_code == 303
     smtp.wait_for_held()
     server.stop_consumer(kill=True)
     wait_for(lambda: smtp.abandoned, timeout=10, what="the cut-off send noticed")
     smtp.hold_seconds = 0
 
-    # While no consumer runs, the buyers pay: their ticket emails wait in the outbox.
-    paid = in_parallel(lambda pair: pair[0].pay(pair[1]), zip(users, payment_pages))
-    assert [response.status_code for response in paid] == [303] * BUYERS
-    assert emails_to(smtp, TICKET_PURCHASED) == {}, "no consumer, yet an email was sent"
-    assert sum(emails_to(smtp, OFFER_MADE).values()) < BUYERS
+    # While no consumer runs, the others pay: their ticket emails wait in the outbox.
+    paid = in_parallel(lambda pair: pair[0].pay(pair[1]), rest)
+    assert [response.status_code for response in paid] == [303] * len(rest)
+    assert sum(emails_to(smtp, TICKET_PURCHASED).values()) < BUYERS, \
+        "no consumer, yet every ticket email was sent"
 
     server.start_consumer()
-    assert_emailed_once_each(server, smtp, emails, OFFER_MADE, TICKET_PURCHASED)
+    assert_emailed_once_each(server, smtp, emails, TICKET_PURCHASED)
+    assert emails_to(smtp, OFFER_MADE) == {}
     assert_nothing_lost(server, event_id)
     assert_no_server_errors(answers)

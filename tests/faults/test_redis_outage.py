@@ -11,7 +11,6 @@ from tests.faults.checks import (
     assert_emailed_once_each,
     assert_nothing_lost,
     emails_to,
-    wait_for_one_each,
 )
 from tests.support.seeding import publish_event
 from tests.support.web_user import Answers, assert_no_server_errors, in_parallel, signed_in
@@ -31,8 +30,9 @@ def test_purchases_while_redis_is_down_complete_and_are_emailed_once_it_is_back(
     answers = Answers()
     users = signed_in(server.url, buyers, answers)
     emails = [user.email for user in users]
+    # One click each to the payment page; a ticket held on joining sends no "offer made"
+    # email (the buyer is looking at it), so the only emails are the purchases'.
     payment_pages = in_parallel(lambda user: user.reach_payment_page(event_id), users)
-    wait_for_one_each(smtp, OFFER_MADE, emails, timeout=30)
 
     redis.stop()
     paid = in_parallel(lambda pair: pair[0].pay(pair[1]), zip(users, payment_pages))
@@ -42,6 +42,7 @@ def test_purchases_while_redis_is_down_complete_and_are_emailed_once_it_is_back(
     assert emails_to(smtp, TICKET_PURCHASED) == {}
 
     redis.start()  # empty: nothing queued before the outage survived it
-    assert_emailed_once_each(server, smtp, emails, OFFER_MADE, TICKET_PURCHASED)
+    assert_emailed_once_each(server, smtp, emails, TICKET_PURCHASED)
+    assert emails_to(smtp, OFFER_MADE) == {}
     assert_nothing_lost(server, event_id)
     assert_no_server_errors(answers)

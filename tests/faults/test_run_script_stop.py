@@ -27,13 +27,15 @@ def test_stopping_make_run_with_a_send_in_flight_delivers_it_once(tmp_path, smtp
                            TICKET_OFFER_SECONDS="600", **smtp.env())
     try:
         server.start_run_script()
-        event_id, (buyer,) = publish_event(server, "buyer")
+        event_id, people = publish_event(server, "holder", "buyer")  # one ticket
         answers = Answers()
-        (user,) = signed_in(server.url, [buyer], answers)
+        holder, user = signed_in(server.url, people, answers)
+        holder.join(event_id)  # held at once (no email: the holder is looking at it)
+        user.join(event_id)  # waits
 
         smtp.hold_seconds = 3
-        user.join(event_id)  # offered at once: an offer email sets off
-        smtp.wait_for_held()
+        assert holder.post(f"/events/{event_id}/release").status_code == 303
+        smtp.wait_for_held()  # the ticket passed on: an offer email to the buyer sets off
         processes = server.process_tree("run.sh")
         assert len(processes) >= 3, "run.sh, the consumer and gunicorn"
         server.signal_run_script(stop_signal)

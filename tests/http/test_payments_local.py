@@ -132,8 +132,7 @@ def test_a_late_payment_keeps_its_seat_when_the_ticket_is_still_free(client, eve
 
 def test_a_free_event_issues_the_ticket_without_payment(client, app, ann):
     free = make_event(total_tickets=3, price_pence=0)
-    client.post(f"/events/{free.id}/join")
-    response = client.post(f"/events/{free.id}/checkout")
+    response = client.post(f"/events/{free.id}/join")  # one click: no payment to make
     ticket = Ticket.query.one()
     assert response.headers["Location"] == f"/tickets/{ticket.id}"
     assert ticket.amount_pence == 0
@@ -303,13 +302,14 @@ def test_a_captured_payment_without_a_seat_is_refunded_automatically(client, aut
 
 
 def test_only_the_offer_holder_can_start_its_checkout(client, auth, event, ann):
-    client.post(f"/events/{event.id}/join")
+    client.post(f"/events/{event.id}/join")  # Ann's hold, and her payment page
     auth.logout()
-    auth.login(make_user())
+    other = make_user()
+    auth.login(other)
     response = client.post(f"/events/{event.id}/checkout")
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/events/{event.id}")
-    assert CheckoutSession.query.count() == 0
+    assert CheckoutSession.query.filter_by(user_id=other.id).count() == 0
 
 
 def test_cancelling_asks_for_confirmation_first(client, auth, event):

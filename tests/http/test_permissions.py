@@ -51,6 +51,10 @@ PERMISSIONS = [
     *every_role("GET", "/events/{event}/calendar.ics",               200, 200, 200, 200),
     # Joining twice, or leaving without a place, is refused; the other organizer may buy.
     *every_role("POST", "/events/{event}/join",                      302, 409, 303, 409),
+    # Releasing or leaving asks first: the buyer holding an offer sees the question; anyone
+    # with nothing to give up is sent back to the event page.
+    *every_role("GET", "/events/{event}/release",                    302, 303, 303, 303),
+    *every_role("GET", "/events/{second_event}/release",             302, 200, 303, 303),
     *every_role("POST", "/events/{event}/release",                   302, 409, 409, 409),
     # "Buy now" without a live offer goes back to the event page.
     *every_role("POST", "/events/{event}/checkout",                  302, 303, 303, 303),
@@ -104,6 +108,7 @@ PERMISSIONS = [
     *every_role("POST", "/seller/events/{event}/cancel",             302, 403, 403, 303),
     # Publishing an event already published is refused with a message (303 back to it).
     *every_role("POST", "/seller/events/{event}/publish",            302, 403, 403, 303),
+    *every_role("GET", "/seller/tickets/{ticket}/refund",            302, 404, 404, 200),
     *every_role("POST", "/seller/tickets/{ticket}/refund",           302, 404, 404, 303),
     # An event that does not exist is a 404, even for someone who owns events.
     ("GET", "/events/{missing}/calendar.ics", "owner", 404),

@@ -35,10 +35,12 @@ def test_anonymous_visitors_are_asked_to_sign_in_to_join(client, event):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_joining_with_a_plain_form_redirects_to_the_event_showing_the_offer(client, event, ann):
+def test_joining_with_a_plain_form_goes_straight_to_pay_for_the_held_ticket(client, event, ann):
+    """A free ticket: one click ("Buy ticket") holds it and opens the payment page (issue 15,
+    point 6); the event page shows the hold meanwhile."""
     response = client.post(f"/events/{event.id}/join")
     assert response.status_code == 303
-    assert response.headers["Location"].endswith(f"/events/{event.id}")
+    assert "/pay/local/" in response.headers["Location"]
     page = client.get(f"/events/{event.id}").get_data(as_text=True)
     status = hook(page, "queue-status")
     assert status["status"] == "offered"
@@ -49,13 +51,24 @@ def test_joining_with_a_plain_form_redirects_to_the_event_showing_the_offer(clie
         "0", "1", "true")
 
 
-def test_joining_with_htmx_returns_the_widget_to_swap(client, event, ann):
+def test_joining_with_htmx_goes_to_the_payment_page_too(client, event, ann):
+    response = client.post(f"/events/{event.id}/join", headers=HX)
+    assert response.status_code == 200
+    assert "/pay/local/" in response.headers["HX-Redirect"]
+    assert hook(client.get(f"/events/{event.id}/status").get_data(as_text=True),
+                "queue-status")["status"] == "offered"
+
+
+def test_joining_a_line_with_htmx_returns_the_widget_to_swap(client, auth, event, ann):
+    client.post(f"/events/{event.id}/join")
+    auth.logout()
+    auth.login(make_user())
     response = client.post(f"/events/{event.id}/join", headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert html.lstrip().startswith('<section id="event-status"')
     assert "<html" not in html
-    assert hook(html, "queue-status")["status"] == "offered"
+    assert hook(html, "queue-status")["status"] == "waiting"
     assert "HX-Request" in response.headers["Vary"]
 
 

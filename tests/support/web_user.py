@@ -97,9 +97,12 @@ class WebUser:
         # Signing in starts a new session: the forms now carry its token.
         self.csrf_token = _CSRF.search(self.request("GET", "/").text).group(1)
 
-    def join(self, event_id: int) -> None:
+    def join(self, event_id: int) -> str:
+        """Press "Buy ticket" / "Join the waiting list"; returns where it leads (the payment
+        page when a ticket was held at once, else the event page)."""
         response = self.post(f"/events/{event_id}/join")
         assert response.status_code == 303, f"join answered {response.status_code}"
+        return response.headers["Location"]
 
     def checkout(self, event_id: int) -> str:
         """Press "Buy now" on a held offer; returns the local payment page's path."""
@@ -110,9 +113,10 @@ class WebUser:
         return location
 
     def reach_payment_page(self, event_id: int) -> str:
-        """Join (offered at once while a ticket is free), press "Buy now": the payment page."""
-        self.join(event_id)
-        return self.checkout(event_id)
+        """Press "Buy ticket" while a ticket is free: one click to the payment page (held
+        only after waiting: "Buy now" on the event page)."""
+        location = self.join(event_id)
+        return location if location.startswith("/pay/local/") else self.checkout(event_id)
 
     def pay(self, payment_page: str, *, retries_503: int = 10):
         """Press Pay on the local payment page; None when no answer came."""
