@@ -178,7 +178,14 @@ def test_stripe_being_down_at_checkout_is_a_clear_message(client, auth, stripe_s
                                                           connected_organizer):
     event = make_event(connected_organizer, total_tickets=1, price_pence=1250)
     auth.login(make_user())
-    client.post(f"/events/{event.id}/join")
+    # "Buy ticket" holds the ticket and goes on to pay at once: Stripe fails that step ...
+    stripe_server.fail_next["/v1/checkout/sessions"] = (500, "api_error")
+    response = client.post(f"/events/{event.id}/join")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "payment service isn&#39;t answering" in page
+    assert 'data-status="offered"' in page  # ... the ticket stays held, "Buy now" on screen
+    assert CheckoutSession.query.count() == 0
+    # ... and so does "Buy now" while Stripe is still down.
     stripe_server.fail_next["/v1/checkout/sessions"] = (500, "api_error")
     response = client.post(f"/events/{event.id}/checkout")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
