@@ -233,3 +233,22 @@ def test_verify_draw_rechecks_the_stored_draw(app, runner, client, auth):
     db.session.commit()
     result = runner.invoke(args=["verify-draw", str(event.id)])
     assert result.exit_code != 0 and "does not match the commitment" in result.output
+
+
+def test_the_organizer_sees_the_lobby_then_the_draw(client, auth):
+    organizer = make_user()
+    event = on_sale_event(organizer=organizer)
+    for _ in range(2):
+        auth.login(make_user())
+        client.post(f"/events/{event.id}/join")
+        auth.logout()
+    auth.login(organizer)
+    card = page(client.get("/seller"))
+    assert "<dt>In the lobby</dt><dd>2</dd>" in card
+    detail = page(client.get(f"/seller/events/{event.id}"))
+    assert "2</strong> people are in the lobby" in detail
+    open_the_sale(event)
+    client.get(f"/events/{event.id}")  # the first view after the on-sale draws
+    detail = page(client.get(f"/seller/events/{event.id}"))
+    assert "gave 2 people from the lobby a random place in line" in detail
+    assert f'href="/events/{event.id}/draw"' in detail
