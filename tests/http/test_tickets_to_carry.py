@@ -159,3 +159,10 @@ def test_a_drafts_calendar_file_is_its_organizers_alone(client, auth):
     auth.logout()
     auth.login(olive)
     assert parsed(client.get(f"/events/{draft.id}/calendar.ics"))["X-WR-TIMEZONE"] == "UTC"
+
+
+def test_the_event_page_links_its_calendar_file(client):
+    event = make_event(timezone="Europe/London")
+    html = client.get(f"/events/{event.id}").get_data(as_text=True)
+    assert f'href="/events/{event.id}/calendar.ics">Add to calendar</a>' in html
+    assert client.get(f"/events/{event.id}/calendar.ics").mimetype == "text/calendar"
