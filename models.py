@@ -231,7 +231,9 @@ class Event(db.Model):
         return self.sale_starts_at is not None and self.drawn_at is None and not self.is_cancelled
 
     def draw_due(self, now: datetime) -> bool:
-        return self.awaits_draw and self.sale_starts_at <= now
+        """The on-sale has come and the lobby is still to be drawn (drafts are never drawn:
+        nobody can join one, and publishing needs an on-sale time still ahead)."""
+        return self.awaits_draw and self.sale_starts_at <= now and self.is_published
 
     @property
     def is_cancelled(self) -> bool:

@@ -82,7 +82,7 @@ class transition(UnitOfWork):
         super().__enter__()
         _ended_offers().clear()
         event = lock_event(self.event_id)
-        if event.draw_due(self.now) and event.is_published:
+        if event.draw_due(self.now):
             _draw_lobby(event, now=self.now)
             self.drawn = True
         self.expired = _expire_due(event, now=self.now)

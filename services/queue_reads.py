@@ -300,7 +300,9 @@ class EventClock:
         return self.next_deadline is not None and self.next_deadline <= now
 
     def draw_due(self, now: datetime) -> bool:
-        return self.draw_at is not None and self.draw_at <= now and not self.cancelled
+        """As ``Event.draw_due``: a draft's passed on-sale is nothing to refresh for."""
+        return (self.draw_at is not None and self.draw_at <= now and not self.cancelled
+                and self.published)
 
     def needs_refresh(self, now: datetime) -> bool:
         """Time alone has made the stored state stale: an offer ran out, or the on-sale came
