@@ -17,6 +17,9 @@ from tests.support import mailbox
 from tests.support.live_server import running_at
 from tests.support.seeding import Person, new_person
 
+# The phone every phone-sized browser test uses.
+PHONE = {"width": 360, "height": 740}
+
 
 def sign_up(page: Page, base_url: str, person: Person | None = None, *,
             confirm: bool = True) -> Person:

@@ -13,12 +13,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.pages import email_link, sign_in, sign_up
+from tests.browser.pages import PHONE, email_link, sign_in, sign_up
 from tests.support.seeding import create_accounts, new_person, publish_event
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 360, "height": 740}
 JS = pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 
 

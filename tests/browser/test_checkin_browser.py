@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import sign_in
+from tests.browser.pages import PHONE, sign_in
 from tests.support.seeding import (
     event_words,
     new_person,
@@ -24,7 +24,6 @@ from tests.support.seeding import (
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 360, "height": 740}
 
 FAKE_CAMERA_AND_DETECTOR = """
 (() => {

@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import browser_for
+from tests.browser.pages import PHONE, browser_for
 from tests.support.seeding import (
     Person,
     event_words,
@@ -28,7 +28,6 @@ from tests.support.seeding import (
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 360, "height": 740}
 # A description long enough to fill a phone's screen several times over.
 LONG_DESCRIPTION = " ".join(["An evening of music in a small room, with friends old and new."]
                             * 30)

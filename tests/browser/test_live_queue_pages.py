@@ -16,7 +16,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import browser_for
+from tests.browser.pages import PHONE, browser_for
 from tests.support.seeding import (
     Person,
     event_words,
@@ -29,7 +29,6 @@ from tests.support.web_user import Answers, WebUser
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 360, "height": 740}
 PRICE_PENCE = 1250
 # Offers on the module's server outlast any test here; the expiry test starts its own.
 LONG_OFFER_SECONDS = "300"

@@ -17,12 +17,11 @@ from playwright.sync_api import Page, expect
 
 from extensions import db
 from models import Ticket
-from tests.browser.pages import browser_for
+from tests.browser.pages import PHONE, browser_for
 from tests.support.seeding import Person, publish_event
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 360, "height": 740}
 PRICE_PENCE = 1250
 PAY_PAGE = re.compile(r"/pay/local/[^/?#]+$")
 SUCCESS_PAGE = re.compile(r"/checkout/success\?session_id=[^&]+$")

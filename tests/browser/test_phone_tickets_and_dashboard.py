@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import browser_for
+from tests.browser.pages import PHONE, browser_for
 from tests.support.seeding import (
     Person,
     event_words,
@@ -25,7 +25,6 @@ from tests.support.seeding import (
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 360, "height": 740}
 
 
 def fits_the_phone(page: Page) -> bool:

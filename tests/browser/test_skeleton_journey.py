@@ -12,12 +12,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.pages import create_event, fill_event_form, sign_in, sign_up
+from tests.browser.pages import PHONE, create_event, fill_event_form, sign_in, sign_up
 from tests.support.seeding import create_accounts, new_person, unique
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 360, "height": 740}
 
 
 def png(path, size=(320, 180), color=(30, 90, 200)):
