@@ -132,7 +132,7 @@ def load_config(environ=os.environ) -> dict:
         or f"sqlite:///{folder / 'tickethub.sqlite3'}",
         "REDIS_URL": redis_url,
         "HUEY_SQLITE_PATH": str(folder / "huey.sqlite3"),
-        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_STORAGE_URI": redis_url or "tickethub-memory://",  # extensions.py
         # Redis down or hung: give up on it within a second and count the limits in memory
         # (per process, with a logged warning) until it answers again, rather than fail
         # the request. Errors that are not the store's are bugs and are not swallowed.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
@@ -19,7 +20,9 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from limits import parse_many
 
+from blueprints.auth import SESSION_ID
 from blueprints.helpers import (
     checkout_urls,
     now,
@@ -29,7 +32,7 @@ from blueprints.helpers import (
     vary_by_fragment,
     wants_fragment,
 )
-from extensions import limiter
+from extensions import limiter, login_manager
 from models import EntryStatus
 from services import (
     NotFound,
@@ -40,6 +43,7 @@ from services import (
     purchases,
     queue,
     queue_reads,
+    status_reads,
 )
 
 bp = Blueprint("events", __name__)
@@ -88,6 +92,10 @@ def status_context(event, *, error: str | None = None, moment=None, clock=None) 
     status = None
     if user_id is not None:
         status = queue_reads.queue_status(event_id=event.id, user_id=user_id, now=moment)
+    return _status_fields(event, clock, status, user_id=user_id, moment=moment, error=error)
+
+
+def _status_fields(event, clock, status, *, user_id: int | None, moment, error=None) -> dict:
     final = event.is_cancelled or event.is_past(moment) or not event.is_published
     return {
         "event": event,
@@ -140,8 +148,37 @@ def _poll_key() -> str:
     return f"poll:{user_id}" if user_id is not None else f"poll-ip:{request.remote_addr}"
 
 
+@functools.cache
+def _parsed_limits(text: str) -> tuple:
+    return tuple(parse_many(text))
+
+
+def _poll_too_fast() -> float | None:
+    """Seconds until this viewer may poll again if they went over STATUS_POLL_LIMIT (per
+    person, or per address signed out), else None.
+
+    Counted with one hit in the limiter's own storage (Redis when configured, so across
+    worker processes; in memory while it is away, as for every limit), not through
+    Flask-Limiter's decorator, whose bookkeeping cost a third of an unchanged poll.
+    """
+    if not limiter.enabled:
+        return None
+    key = _poll_key()
+    for item in _parsed_limits(current_app.config["STATUS_POLL_LIMIT"]):
+        if not limiter.hit(item, "status-poll", key):
+            reset_at = limiter.limiter.get_window_stats(item, "status-poll", key).reset_time
+            return max(1.0, reset_at - time.time())
+    return None
+
+
+@limiter.request_filter
+def _poll_counted_by_its_view() -> bool:
+    """Flask-Limiter leaves the poll to ``_poll_too_fast`` (as ``exempt`` would, but before
+    it resolves any limit, which costs as much again)."""
+    return request.endpoint == "events.status"
+
+
 @bp.get("/events/<int:event_id>/status")
-@limiter.limit(lambda: current_app.config["STATUS_POLL_LIMIT"], key_func=_poll_key)
 def status(event_id: int):
     """The widget HTMX polls, the waiting room's hot path.
 
@@ -150,21 +187,56 @@ def status(event_id: int):
     ``STATUS_CLOCK_MAX_AGE`` seconds), with no user loaded, no template and no session
     written. Changed: the widget, rendered afresh.
     """
+    if (wait := _poll_too_fast()) is not None:
+        # Polling too fast: keep what is on screen and come back later.
+        response = make_response("Too many status requests; slowing down.", 429)
+        response.headers["HX-Reswap"] = "none"
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     moment = now()
     max_age = current_app.config["STATUS_CLOCK_MAX_AGE"]
-    cached = queue_reads.cached_event_clock(event_id, max_age=max_age)
-    clock = cached or queue_reads.event_clock(event_id)
+    clock = queue_reads.cached_event_clock(event_id, max_age=max_age)
+    if clock is not None and (etag := _unchanged_etag(clock, moment)):
+        return _private(make_response("", 304), etag)
+    row = status_reads.event_row(event_id)  # the event and its clock, read now
+    clock = row and queue_reads.clock_from_row(row)
     if clock is None or not clock.published:
         raise NotFound("We couldn't find that event.")
-    if not clock.needs_refresh(moment):
-        etag = clock.fingerprint(user_id=_session_user_id(), now=moment)
-        if etag in request.if_none_match:
-            return _private(make_response("", 304), etag)
-    # Render from a clock read now: the one just read, or a fresh one for a cached one.
-    context = status_context(events.get_event(event_id), moment=moment,
-                             clock=None if cached else clock)
+    if etag := _unchanged_etag(clock, moment):
+        return _private(make_response("", 304), etag)
+    context = _lean_status_context(row, moment)
+    if context is None:
+        context = status_context(events.get_event(event_id), moment=moment, clock=clock)
     response = make_response(render_template("events/_status.html", **context))
     return _private(response, context["etag"])
+
+
+def _unchanged_etag(clock: queue_reads.EventClock, moment) -> str | None:
+    """The ETag this viewer sent, if what they'd be shown now is unchanged since."""
+    if clock.needs_refresh(moment):
+        return None
+    etag = clock.fingerprint(user_id=_session_user_id(), now=moment)
+    return etag if etag in request.if_none_match else None
+
+
+def _lean_status_context(row, moment) -> dict | None:
+    """A signed-in waiter's widget from one statement more (services/status_reads.py), the
+    user it shows taken from it rather than loaded; None when that path can't answer (see
+    ``viewer_status``) and the ordinary one must."""
+    user_id, session_id = _session_user_id(), session.get(SESSION_ID)
+    if user_id is None or not isinstance(session_id, str):
+        return None
+    # Flask-Login's session protection, as its own load does first (a new address or
+    # browser marks the session not fresh; in "strong" mode it signs the cookie out).
+    if login_manager._session_protection_failed():
+        return None
+    view = status_reads.viewer_status(row, user_id=user_id, session_id=session_id, now=moment)
+    if view is None:
+        return None
+    # What Flask-Login's own load would have set (blueprints/auth.py load_user checks the
+    # same session, in the same way): the templates' current_user, with no second query.
+    login_manager._update_request_context_with_user(view.user)
+    return _status_fields(view.event, view.clock, view.status, user_id=user_id, moment=moment)
 
 
 def _private(response, etag: str):
@@ -290,17 +362,13 @@ def _confirm_release(event_id: int):
 
 @bp.errorhandler(429)
 def rate_limited(error):
+    """Joining too often (the join is the blueprint's one Flask-Limiter route)."""
     limit = limiter.current_limit
     remaining = max(0.0, limit.reset_at - time.time()) if limit else 60.0
-    if request.endpoint != "events.join":
-        # Polling too fast: keep what is on screen and come back later.
-        response = make_response("Too many status requests; slowing down.", 429)
-        response.headers["HX-Reswap"] = "none"
-    else:
-        minutes = max(1, math.ceil(int(remaining) / 60))  # a full window reads "30 minutes"
-        text = (f"You've joined the waiting list too many times. "
-                f"Please wait {minutes} minutes before trying again.")
-        response = _after_action(request.view_args["event_id"], error=ServiceError(text), code=429)
+    minutes = max(1, math.ceil(int(remaining) / 60))  # a full window reads "30 minutes"
+    text = (f"You've joined the waiting list too many times. "
+            f"Please wait {minutes} minutes before trying again.")
+    response = _after_action(request.view_args["event_id"], error=ServiceError(text), code=429)
     response.headers["Retry-After"] = str(max(1, math.ceil(remaining)))
     return response
 

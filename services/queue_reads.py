@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, type_coerce
+from sqlalchemy import bindparam, func, select, type_coerce
 
 from extensions import db
 from models import (
@@ -178,39 +179,50 @@ class WaitEstimate:
 
 def wait_estimate(entry: WaitingListEntry, *, now: datetime, event: Event | None = None,
                   place: int | None = None) -> WaitEstimate | None:
-    """How long until ``entry`` is offered a ticket, or None when there is no honest answer.
-
-    Each offer that ends (bought, declined, expired) lets the next waiter in, so the pace
-    at which this event's last few offers ended (within the last half hour) is the queue's
-    speed. Reads at most ``WAIT_SAMPLE`` index rows, however busy the event. No estimate
-    for anyone not waiting, until ``WAIT_MIN_SAMPLE`` offers have ended, nor while everyone
-    ahead holds an offer (then the earliest of their deadlines is the honest answer).
-    """
+    """How long until ``entry`` is offered a ticket, or None when there is no honest answer
+    (``estimate_wait``, with the event's recent offer ends read only when needed)."""
     if entry.status != EntryStatus.WAITING:
         return None
     event = event or entry.event
     place = place or position(entry)
-    # FIFO: every live offer is ahead of every waiter, so the waiters ahead are the rest.
-    waiting_ahead = max(0, place - 1 - event.offered_count)
-    if waiting_ahead == 0 and event.offered_count:
+    return estimate_wait(waiting_ahead=max(0, place - 1 - event.offered_count),
+                         offers_out=event.offered_count, now=now,
+                         recent=lambda: recent_offer_ends(entry.event_id, since=now - WAIT_WINDOW))
+
+
+def recent_offer_ends(event_id: int, *, since: datetime | None = None) -> list[datetime]:
+    """When the event's last ``WAIT_SAMPLE`` offers ended (bought, declined, expired), newest
+    first, those after ``since`` only if given: at most WAIT_SAMPLE index rows."""
+    query = select(WaitingListEntry.ended_at).where(
+        WaitingListEntry.event_id == event_id, WaitingListEntry.offered_at.is_not(None),
+        WaitingListEntry.ended_at.is_not(None))
+    if since is not None:
+        query = query.where(WaitingListEntry.ended_at > since)
+    return list(db.session.scalars(
+        query.order_by(WaitingListEntry.ended_at.desc()).limit(WAIT_SAMPLE)))
+
+
+def estimate_wait(*, waiting_ahead: int, offers_out: int, now: datetime,
+                  recent: Callable[[], list[datetime]]) -> WaitEstimate | None:
+    """The wait of a waiter with ``waiting_ahead`` waiters ahead, or None.
+
+    Each offer that ends (bought, declined, expired) lets the next waiter in, so the pace
+    at which the event's last few offers ended (``recent()``, newest first; those within the
+    last half hour count) is the queue's speed. No estimate until ``WAIT_MIN_SAMPLE`` offers
+    have ended, nor while everyone ahead holds an offer (then the earliest of their deadlines
+    is the honest answer).
+    """
+    if waiting_ahead == 0 and offers_out:
         return None
-    recent = list(db.session.scalars(
-        select(WaitingListEntry.ended_at)
-        .where(
-            WaitingListEntry.event_id == entry.event_id,
-            WaitingListEntry.ended_at > now - WAIT_WINDOW,
-            WaitingListEntry.offered_at.is_not(None),
-        )
-        .order_by(WaitingListEntry.ended_at.desc())
-        .limit(WAIT_SAMPLE)
-    ))
-    if len(recent) < WAIT_MIN_SAMPLE:
+    window = now - WAIT_WINDOW
+    ends = [moment for moment in recent() if moment > window]
+    if len(ends) < WAIT_MIN_SAMPLE:
         return None
-    span_minutes = max((now - recent[-1]).total_seconds() / 60, 1.0)
-    per_minute = len(recent) / span_minutes
+    span_minutes = max((now - ends[-1]).total_seconds() / 60, 1.0)
+    per_minute = len(ends) / span_minutes
     minutes = (waiting_ahead + 1) / per_minute
     return WaitEstimate(max(1, int(minutes * 0.75)), max(1, int(minutes * 1.5 + 0.999)),
-                        len(recent))
+                        len(ends))
 
 
 # The waiting room's cadence: how often a viewer's page asks "has my place changed?".
@@ -326,27 +338,38 @@ def cached_event_clock(event_id: int, *, max_age: float) -> EventClock | None:
     return None
 
 
+# The earliest live offer's deadline of the event named by the ``event_id`` parameter, and the
+# clock's row: statements built once (the poll's hot path only binds and runs them).
+NEXT_DEADLINE = type_coerce(
+    select(func.min(WaitingListEntry.offer_expires_at))
+    .where(WaitingListEntry.event_id == bindparam("event_id"),
+           WaitingListEntry.status == EntryStatus.OFFERED)
+    .scalar_subquery(),
+    UTCDateTime,
+).label("next_deadline")
+_CLOCK_ROW = select(
+    Event.id, Event.queue_version, Event.updated_at, Event.cancelled_at, Event.starts_at,
+    Event.published_at, Event.sale_starts_at, Event.drawn_at, NEXT_DEADLINE,
+).where(Event.id == bindparam("event_id"))
+
+
 def event_clock(event_id: int) -> EventClock | None:
     """The event's clock in one indexed read (kept for ``cached_event_clock``), or None for
     no such event."""
-    next_deadline = (
-        select(func.min(WaitingListEntry.offer_expires_at))
-        .where(WaitingListEntry.event_id == event_id,
-               WaitingListEntry.status == EntryStatus.OFFERED)
-        .scalar_subquery()
-    )
-    row = db.session.execute(
-        select(Event.queue_version, Event.updated_at, Event.cancelled_at, Event.starts_at,
-               type_coerce(next_deadline, UTCDateTime), Event.published_at,
-               Event.sale_starts_at, Event.drawn_at)
-        .where(Event.id == event_id)
-    ).one_or_none()
-    if row is None:
-        return None
-    version, updated_at, cancelled_at, starts_at, deadline, published_at, sale, drawn = row
-    clock = EventClock(event_id, version, updated_at, cancelled_at is not None, starts_at,
-                       deadline, published_at is not None, None if drawn else sale)
-    _clock_cache()[event_id] = (time.monotonic(), clock)
+    row = db.session.connection().execute(_CLOCK_ROW, {"event_id": event_id}).one_or_none()
+    return None if row is None else remember_clock(clock_from_row(row))
+
+
+def clock_from_row(row) -> EventClock:
+    """The clock from a row with the event's columns of that name and ``next_deadline``."""
+    return EventClock(row.id, row.queue_version, row.updated_at, row.cancelled_at is not None,
+                      row.starts_at, row.next_deadline, row.published_at is not None,
+                      None if row.drawn_at else row.sale_starts_at)
+
+
+def remember_clock(clock: EventClock) -> EventClock:
+    """Keep a clock just read for ``cached_event_clock``."""
+    _clock_cache()[clock.event_id] = (time.monotonic(), clock)
     return clock
 
 
@@ -363,33 +386,42 @@ def _clock_cache() -> dict[int, tuple[float, EventClock]]:
 def queue_status(*, event_id: int, user_id: int, now: datetime) -> QueueStatus:
     """The user's status for the event, treating an offer past its deadline as expired."""
     ticket = live_ticket(event_id=event_id, user_id=user_id)
+    entry = None if ticket is not None else latest_entry(event_id=event_id, user_id=user_id)
+    return status_of(ticket=ticket, entry=entry, event=entry.event if entry else None, now=now,
+                     place=lambda: position(entry),
+                     recent=lambda: recent_offer_ends(event_id, since=now - WAIT_WINDOW))
+
+
+def status_of(*, ticket: Ticket | None, entry: WaitingListEntry | None, event: Event | None,
+              now: datetime, place: Callable[[], int],
+              recent: Callable[[], list[datetime]]) -> QueueStatus:
+    """A viewer's status from their live ticket and newest entry of ``event``, however read:
+    ``place()`` gives the entry's position and ``recent()`` the event's recent offer ends,
+    each asked only when needed."""
     if ticket is not None:
         return QueueStatus(ViewerStatus.PURCHASED, ticket=ticket)
-    entry = latest_entry(event_id=event_id, user_id=user_id)
     if entry is None:
         return QueueStatus(ViewerStatus.NONE)
     if entry.in_lobby:
-        return QueueStatus(ViewerStatus.LOBBY, entry=entry,
-                           sale_starts_at=entry.event.sale_starts_at,
-                           lobby_size=entry.event.lobby_count)
+        return QueueStatus(ViewerStatus.LOBBY, entry=entry, sale_starts_at=event.sale_starts_at,
+                           lobby_size=event.lobby_count)
     if entry.status == EntryStatus.WAITING:
-        place = position(entry)
-        estimate = wait_estimate(entry, now=now, place=place)
-        return QueueStatus(ViewerStatus.WAITING, entry=entry, position=place,
+        at = place()
+        ahead = max(0, at - 1 - event.offered_count)
+        estimate = estimate_wait(waiting_ahead=ahead, offers_out=event.offered_count, now=now,
+                                 recent=recent)
+        return QueueStatus(ViewerStatus.WAITING, entry=entry, position=at,
                            estimated_wait=None if estimate is None else (estimate.low,
                                                                          estimate.high),
                            wait_sample=0 if estimate is None else estimate.sample,
-                           waiting_ahead=max(0, place - 1 - entry.event.offered_count))
+                           waiting_ahead=ahead)
     if entry.status == EntryStatus.OFFERED:
         if entry.offer_expires_at > now:
-            return QueueStatus(
-                ViewerStatus.OFFERED, entry=entry, position=position(entry),
-                offer_expires_at=entry.offer_expires_at,
-            )
+            return QueueStatus(ViewerStatus.OFFERED, entry=entry, position=place(),
+                               offer_expires_at=entry.offer_expires_at)
         return QueueStatus(ViewerStatus.EXPIRED, entry=entry, end_reason=EndReason.OFFER_EXPIRED)
-    if entry.status == EntryStatus.PURCHASED:
-        # The ticket was refunded or cancelled since: the user may queue again.
-        return QueueStatus(ViewerStatus.EXPIRED, entry=entry, end_reason=entry.end_reason)
+    # Ended (a purchased entry whose ticket was refunded or cancelled since, too): the user
+    # may queue again.
     return QueueStatus(ViewerStatus.EXPIRED, entry=entry, end_reason=entry.end_reason)
 
 

@@ -24,11 +24,16 @@ from tests.support.visitors import Visitor
 # and writes audit and outbox rows one statement each; PostgreSQL inserts them in one.
 POLL_UNCHANGED_CLOCK_CACHED = {"sqlite": 0, "postgresql": 0}  # 304 from this process's clock
 POLL_UNCHANGED_CLOCK_READ = {"sqlite": 1, "postgresql": 1}  # 304 after one indexed read
-POLL_CHANGED = {"sqlite": 7, "postgresql": 7}  # 200: the widget rendered afresh
+# 200: the widget rendered afresh from the event's row (its clock included) and the viewer's
+# row (session, ticket, newest entry, place in its block): services/status_reads.py. The
+# first poll of the event at a new queue version in a process also reads what every waiter
+# shares (departures per block, the pace of ended offers): two statements more. (7 before
+# the lean poll: the clock, the user, the event, the ticket, the entry, two for the place.)
+POLL_CHANGED = {"sqlite": 4, "postgresql": 4}
+POLL_CHANGED_SHARE_KEPT = {"sqlite": 2, "postgresql": 2}  # another waiter, same version
 # 200 for someone still waiting: the words of the line (its length, the earliest offer's
-# end) come from the event row and its clock, read anyway; with only offer holders ahead no
-# estimate is read (8 before issue 15's words, which skip that read).
-POLL_CHANGED_STILL_WAITING = {"sqlite": 7, "postgresql": 7}
+# end, the estimate) come from the same reads.
+POLL_CHANGED_STILL_WAITING = {"sqlite": 4, "postgresql": 4}
 # A ticket held on joining goes straight on to the payment page (issue 15, point 6): the
 # join (one outbox row fewer than before: no "offer made" email for a hold the buyer is
 # looking at) and the checkout's start, which used to be a second request ("Buy now").
@@ -98,6 +103,22 @@ def test_a_changed_status_poll(dialect, line):
 
     assert response.status_code == 200
     assert 'data-status="offered"' in response.get_data(as_text=True)
+
+
+def test_a_changed_poll_after_another_waiters_at_the_same_version(any_db_app, dialect, line):
+    event, _, waiter = line
+    behind = Visitor(any_db_app, make_user())
+    join(behind, event)
+    etags = [poll(buyer, event).headers["ETag"] for buyer in (waiter, behind)]
+    join(Visitor(any_db_app, make_user()), event)  # the line changed: a new version
+    assert poll(waiter, event, etags[0]).status_code == 200  # reads the event's share
+
+    with assert_num_queries(POLL_CHANGED_SHARE_KEPT[dialect]):
+        response = poll(behind, event, etags[1])
+
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'data-status="waiting"' in html and 'data-position="3"' in html
 
 
 def test_a_changed_status_poll_of_someone_still_waiting(any_db_app, dialect, line):

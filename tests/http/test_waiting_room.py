@@ -87,3 +87,25 @@ def test_a_visitor_not_signed_in_polls_only_the_shared_fragment(client, event):
 def test_unknown_events_have_no_fragments(client):
     assert client.get("/events/999/status").status_code == 404
     assert client.get("/events/999/availability").status_code == 404
+
+
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, STATUS_POLL_LIMIT="3 per minute")
+def test_polling_too_fast_keeps_the_widget_and_says_when_to_ask_again(client, auth, event,
+                                                                     waiter):
+    path = f"/events/{event.id}/status"
+    etag = None
+    for _ in range(3):  # unchanged or not, every poll counts
+        answer = client.get(path, headers={"HX-Request": "true",
+                                           **({"If-None-Match": etag} if etag else {})})
+        assert answer.status_code in (200, 304)
+        etag = answer.headers["ETag"]
+
+    too_fast = client.get(path, headers={"HX-Request": "true"})
+
+    assert too_fast.status_code == 429
+    assert too_fast.headers["HX-Reswap"] == "none"  # what is on screen stays
+    assert 1 <= int(too_fast.headers["Retry-After"]) <= 60
+    # The limit is the viewer's own: someone else polling the same event is answered.
+    auth.logout()
+    assert auth.login(make_user(name="Cleo")).status_code == 303
+    assert client.get(path, headers={"HX-Request": "true"}).status_code == 200

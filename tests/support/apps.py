@@ -22,7 +22,7 @@ def build_test_config(tmp_path, database_url: str | None = None, **overrides) ->
         "SECRET_KEY": "test-secret",
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
-        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_STORAGE_URI": "tickethub-memory://",
         "HUEY_IMMEDIATE": True,
         "SERVER_NAME": None,
     }

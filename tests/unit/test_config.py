@@ -16,7 +16,7 @@ def env(tmp_path, **values):
 def test_embedded_defaults_need_nothing_but_the_instance_folder(tmp_path):
     config = load_config(env(tmp_path))
     assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'tickethub.sqlite3'}"
-    assert config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert config["RATELIMIT_STORAGE_URI"] == "tickethub-memory://"
     assert config["PAYMENTS"] == "local"
     assert config["TICKET_OFFER_SECONDS"] == 1800
     assert config["QUEUE_JOIN_LIMIT"] == "3 per 30 minutes"
