@@ -198,7 +198,10 @@ def status(event_id: int):
     clock = queue_reads.cached_event_clock(event_id, max_age=max_age)
     if clock is not None and (etag := _unchanged_etag(clock, moment)):
         return _private(make_response("", 304), etag)
-    row = status_reads.event_row(event_id)  # the event and its clock, read now
+    user_id, session_id = _session_user_id(), session.get(SESSION_ID)
+    # The event, its clock and the viewer's own row, read now in one statement.
+    row = status_reads.poll_row(event_id, user_id=user_id, now=moment,
+                                session_id=session_id if isinstance(session_id, str) else None)
     clock = row and queue_reads.clock_from_row(row)
     if clock is None or not clock.published:
         raise NotFound("We couldn't find that event.")
@@ -220,23 +223,21 @@ def _unchanged_etag(clock: queue_reads.EventClock, moment) -> str | None:
 
 
 def _lean_status_context(row, moment) -> dict | None:
-    """A signed-in waiter's widget from one statement more (services/status_reads.py), the
+    """A signed-in waiter's widget from the row just read (services/status_reads.py), the
     user it shows taken from it rather than loaded; None when that path can't answer (see
     ``viewer_status``) and the ordinary one must."""
-    user_id, session_id = _session_user_id(), session.get(SESSION_ID)
-    if user_id is None or not isinstance(session_id, str):
-        return None
     # Flask-Login's session protection, as its own load does first (a new address or
     # browser marks the session not fresh; in "strong" mode it signs the cookie out).
-    if login_manager._session_protection_failed():
+    if row.user_id is None or login_manager._session_protection_failed():
         return None
-    view = status_reads.viewer_status(row, user_id=user_id, session_id=session_id, now=moment)
+    view = status_reads.viewer_status(row, now=moment)
     if view is None:
         return None
     # What Flask-Login's own load would have set (blueprints/auth.py load_user checks the
     # same session, in the same way): the templates' current_user, with no second query.
     login_manager._update_request_context_with_user(view.user)
-    return _status_fields(view.event, view.clock, view.status, user_id=user_id, moment=moment)
+    return _status_fields(view.event, view.clock, view.status, user_id=view.user.id,
+                          moment=moment)
 
 
 def _private(response, etag: str):

@@ -1,13 +1,12 @@
-"""The waiting room's changed poll, lean: a signed-in waiter's status in two statements.
+"""The waiting room's changed poll, lean: a signed-in waiter's status in one statement.
 
 A status poll whose ETag no longer matches (in a moving line, almost every poll: each offer
 that ends moves everyone behind it) needs the event, the viewer, their newest entry, their
 live ticket and their place. Read the ordinary way (``queue_reads.queue_status`` and
-Flask-Login's user load) that is eight ORM queries. Here it is two prepared Core statements:
-
-1. the event's row with its clock (the earliest live offer's deadline);
-2. the viewer's row: their sign-in session still live, their live ticket, their newest
-   entry, and the active entries ahead of it in its block of join order.
+Flask-Login's user load) that is seven ORM queries. Here it is one prepared Core statement
+(``POLL_ROW``): the event's row with its clock (the earliest live offer's deadline), and
+beside it the viewer's: their sign-in session still live, their live ticket, their newest
+entry, and the active entries ahead of it in its block of join order.
 
 What every waiter of the event shares (the departures per block, the pace at which offers
 ended) is read once per process per queue version (``EventShare``): every transition bumps
@@ -55,7 +54,6 @@ _NOW = bindparam("now", type_=UTCDateTime)
 
 # Every column the widget may show (not the description, which may be long and never is).
 _EVENT_COLUMNS = [column for column in _events.c if column.key != "description"]
-EVENT_ROW = select(*_EVENT_COLUMNS, queue_reads.NEXT_DEADLINE).where(_events.c.id == _EVENT_ID)
 
 _LIVE_SESSION = exists().where(
     _sessions.c.id == bindparam("session_id"), _sessions.c.user_id == _users.c.id,
@@ -84,16 +82,20 @@ _ACTIVE_AHEAD_IN_BLOCK = (
 _USER_COLUMNS = ("id", "name", "email", "email_verified_at", "pending_email", "deleted_at")
 _ENTRY_COLUMNS = ("id", "seq", "status", "joined_at", "offered_at", "offer_expires_at",
                   "ended_at", "end_reason", "ref")
-VIEWER_ROW = (
+# The event (its columns by their names) and the viewer (``user_*``, ``entry_*``, ``live``,
+# ``ticket_id``, ``ahead_in_block``; None when nobody is signed in or no such user).
+POLL_ROW = (
     select(
-        *(_users.c[name] for name in _USER_COLUMNS),
+        *_EVENT_COLUMNS, queue_reads.NEXT_DEADLINE,
+        *(_users.c[name].label(f"user_{name}") for name in _USER_COLUMNS),
         _LIVE_SESSION.label("live"),
         _LIVE_TICKET.label("ticket_id"),
         *(_mine.c[name].label(f"entry_{name}") for name in _ENTRY_COLUMNS),
         _ACTIVE_AHEAD_IN_BLOCK.label("ahead_in_block"),
     )
-    .select_from(_users.outerjoin(_mine, _mine.c.id == _NEWEST_ENTRY))
-    .where(_users.c.id == _USER_ID)
+    .select_from(_events.outerjoin(_users, _users.c.id == _USER_ID)
+                 .outerjoin(_mine, _mine.c.id == _NEWEST_ENTRY))
+    .where(_events.c.id == _EVENT_ID)
 )
 
 
@@ -123,46 +125,41 @@ class PollView:
     status: QueueStatus
 
 
-def event_row(event_id: int):
-    """The event's row with its clock's ``next_deadline`` (one indexed read; the clock is kept
-    for ``queue_reads.cached_event_clock``), or None for no such event."""
-    row = db.session.connection().execute(EVENT_ROW, {"event_id": event_id}).one_or_none()
+def poll_row(event_id: int, *, user_id: int | None, session_id: str | None, now: datetime):
+    """The event's row with its clock's ``next_deadline`` (the clock is kept for
+    ``queue_reads.cached_event_clock``) and the viewer's beside it, in one indexed read; None
+    for no such event."""
+    row = db.session.connection().execute(POLL_ROW, {
+        "event_id": event_id, "user_id": user_id, "session_id": session_id, "now": now,
+    }).one_or_none()
     if row is not None:
         queue_reads.remember_clock(queue_reads.clock_from_row(row))
     return row
 
 
-def viewer_status(row, *, user_id: int, session_id: str, now: datetime) -> PollView | None:
-    """The signed-in viewer's status for the event of ``row`` (``event_row``'s) in one more
-    statement, or None when the lean path can't answer (a draft, a live offer that ran out
-    or a draw that is due, a session that ended): the caller then takes the ordinary path,
-    which handles each of those (404, a refresh, signing the cookie out)."""
+def viewer_status(row, *, now: datetime) -> PollView | None:
+    """The signed-in viewer's status from ``row`` (``poll_row``'s), or None when the lean path
+    can't answer (nobody signed in, a session that ended, a draft, a live offer that ran out
+    or a draw that is due): the caller then takes the ordinary path, which handles each of
+    those (a signed-out widget, signing the cookie out, a 404, a refresh)."""
     clock = queue_reads.clock_from_row(row)
-    if not clock.published or clock.needs_refresh(now):
-        return None
-    event_id = row.id
-    viewer = db.session.connection().execute(VIEWER_ROW, {
-        "event_id": event_id, "user_id": user_id, "session_id": session_id, "now": now,
-    }).one_or_none()
-    if viewer is None or not viewer.live:
+    if row.user_id is None or not row.live or not clock.published or clock.needs_refresh(now):
         return None
     share = _event_share(row)
-    event = share.event
     entry = None
-    if viewer.entry_id is not None:
-        entry = WaitingListEntry(event_id=event_id, user_id=user_id, **{
-            name: getattr(viewer, f"entry_{name}") for name in _ENTRY_COLUMNS})
-    ticket = Ticket(id=viewer.ticket_id) if viewer.ticket_id is not None else None
+    if row.entry_id is not None:
+        entry = WaitingListEntry(event_id=row.id, user_id=row.user_id, **{
+            name: getattr(row, f"entry_{name}") for name in _ENTRY_COLUMNS})
+    ticket = Ticket(id=row.ticket_id) if row.ticket_id is not None else None
 
     def place() -> int:
         block = queue_reads.block_of(entry.seq)
-        return (1 + block * POSITION_BLOCK - share.departures_before(block)
-                + viewer.ahead_in_block)
+        return 1 + block * POSITION_BLOCK - share.departures_before(block) + row.ahead_in_block
 
-    status = queue_reads.status_of(ticket=ticket, entry=entry, event=event, now=now,
+    status = queue_reads.status_of(ticket=ticket, entry=entry, event=share.event, now=now,
                                    place=place, recent=lambda: share.recent_ends)
-    user = User(**{name: getattr(viewer, name) for name in _USER_COLUMNS})
-    return PollView(user=user, event=event, clock=clock, status=status)
+    user = User(**{name: getattr(row, f"user_{name}") for name in _USER_COLUMNS})
+    return PollView(user=user, event=share.event, clock=clock, status=status)
 
 
 _share_lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""The changed status poll's lean path (services/status_reads.py: two statements, the event's
+"""The changed status poll's lean path (services/status_reads.py: one statement, the event's
 shared part kept per queue version) answers exactly what the ordinary path (the user loaded
 by Flask-Login, ``queue_reads.queue_status``) would: the same widget, byte for byte, and the
 same ETag, for everyone a real line holds, on SQLite and PostgreSQL.

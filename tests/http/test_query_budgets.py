@@ -24,16 +24,17 @@ from tests.support.visitors import Visitor
 # and writes audit and outbox rows one statement each; PostgreSQL inserts them in one.
 POLL_UNCHANGED_CLOCK_CACHED = {"sqlite": 0, "postgresql": 0}  # 304 from this process's clock
 POLL_UNCHANGED_CLOCK_READ = {"sqlite": 1, "postgresql": 1}  # 304 after one indexed read
-# 200: the widget rendered afresh from the event's row (its clock included) and the viewer's
-# row (session, ticket, newest entry, place in its block): services/status_reads.py. The
-# first poll of the event at a new queue version in a process also reads what every waiter
-# shares (departures per block, the pace of ended offers): two statements more. (7 before
-# the lean poll: the clock, the user, the event, the ticket, the entry, two for the place.)
-POLL_CHANGED = {"sqlite": 4, "postgresql": 4}
-POLL_CHANGED_SHARE_KEPT = {"sqlite": 2, "postgresql": 2}  # another waiter, same version
+# 200: the widget rendered afresh from one statement, the event's row (its clock included)
+# with the viewer's beside it (session, ticket, newest entry, place in its block):
+# services/status_reads.py. The first poll of the event at a new queue version in a process
+# also reads what every waiter shares (departures per block, the pace of ended offers): two
+# statements more. (7 before the lean poll: the clock, the user, the event, the ticket, the
+# entry, two for the place.)
+POLL_CHANGED = {"sqlite": 3, "postgresql": 3}
+POLL_CHANGED_SHARE_KEPT = {"sqlite": 1, "postgresql": 1}  # another waiter, same version
 # 200 for someone still waiting: the words of the line (its length, the earliest offer's
 # end, the estimate) come from the same reads.
-POLL_CHANGED_STILL_WAITING = {"sqlite": 4, "postgresql": 4}
+POLL_CHANGED_STILL_WAITING = {"sqlite": 3, "postgresql": 3}
 # A ticket held on joining goes straight on to the payment page (issue 15, point 6): the
 # join (one outbox row fewer than before: no "offer made" email for a hold the buyer is
 # looking at) and the checkout's start, which used to be a second request ("Buy now").
