@@ -40,8 +40,8 @@ from tests.support.postgres import create_database, postgres_server
 from tests.support.redis_server import running_redis
 
 CONNECTIONS = 16  # as bench/waiting_room.py
-SECONDS = 5
-ROUNDS = 2
+SECONDS = 4
+ROUNDS = 3
 ENDPOINTS = ("status poll, unchanged (304)", "status poll, changed (200)",
              "event page, anonymous")
 
@@ -132,24 +132,40 @@ def serving(stack: Stack, folder: Path, app_env: dict):
         yield hello, app
 
 
+def server_cpu_seconds(server: LiveServer, name: str) -> float:
+    """User + system CPU so far of the server's process and its live workers (Linux /proc)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in server.process_tree(name):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def measure_round(stack: Stack, folder: Path, app_env: dict, seeded: dict) -> dict:
-    """One round on one line: {endpoint: (hello result, endpoint result)}."""
+    """One round on one line: {endpoint: (hello result, endpoint result)}, each with the
+    server's CPU seconds during the run (less sensitive than req/s to a busy machine)."""
     requests = {
         ENDPOINTS[0]: seeded["unchanged"],
         ENDPOINTS[1]: seeded["changed"],
         ENDPOINTS[2]: [(f"/events/{seeded['event_id']}", None, None)],
     }
 
-    def wrk(url: str, asked: list) -> WrkResult:
-        return get_for(url, asked, folder / "wrk", seconds=SECONDS, connections=CONNECTIONS,
-                       user_agent=USER_AGENT)
+    def wrk(server: LiveServer, asked: list) -> WrkResult:
+        before = server_cpu_seconds(server, stack.kind)
+        result = get_for(server.url, asked, folder / "wrk", seconds=SECONDS,
+                         connections=CONNECTIONS, user_agent=USER_AGENT)
+        result.server_cpu_s = server_cpu_seconds(server, stack.kind) - before
+        return result
 
     pairs = {}
     with serving(stack, folder, app_env) as (hello, app):
         warm_up(hello.url)
         warm_up(f"{app.url}/events/{seeded['event_id']}")
         for endpoint, asked in requests.items():
-            pairs[endpoint] = (wrk(hello.url, [("/", None, None)]), wrk(app.url, asked))
+            pairs[endpoint] = (wrk(hello, [("/", None, None)]), wrk(app, asked))
     return pairs
 
 
@@ -165,6 +181,8 @@ class Figures:
     hellos: list[float]
     shares: list[float]
     p99s: list[float]
+    cpu_ms: list[float]  # the server's CPU per answered request
+    hello_cpu_ms: list[float]
     loads: list[float]
     unexpected: int  # answers with another status (a 429, a 500...), over every round
 
@@ -180,16 +198,22 @@ class Figures:
     def share(self) -> float:
         return statistics.median(self.shares)
 
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpu_ms)
+
 
 def figures(pairs: list[tuple[WrkResult, WrkResult]], expected: int) -> Figures:
     """Figures from each round's (hello, endpoint) wrk results; hello counts its 200s."""
-    out = Figures([], [], [], [], [], 0)
+    out = Figures([], [], [], [], [], [], [], 0)
     for hello, result in pairs:
         rate, hello_rate = result.rate(result.statuses[expected]), hello.rate(hello.statuses[200])
         out.rates.append(rate)
         out.hellos.append(hello_rate)
         out.shares.append(rate / hello_rate if hello_rate else 0.0)
         out.p99s.append(result.p99_ms)
+        out.cpu_ms.append(result.cpu_ms_per_request())
+        out.hello_cpu_ms.append(hello.cpu_ms_per_request())
         out.loads.append(result.load_before)
         out.unexpected += sum(n for code, n in result.statuses.items() if code != expected)
     return out
@@ -220,21 +244,33 @@ def _rates(values: list[float]) -> str:
 
 
 def stacks_table(database: str, results: dict, skipped: list[Stack]) -> str:
-    rows = []
+    """Two tables: req/s and shares of hello per line, then the server's CPU per request
+    (what a busy, shared machine disturbs least)."""
+    rows, cpu_rows = [], []
+    baseline = results.get(STACKS[0])
+    base_cpu = ({e: baseline[e].cpu for e in ENDPOINTS}
+                if baseline and not isinstance(baseline, str) else None)
     for stack, by_endpoint in results.items():
         if isinstance(by_endpoint, str):
             rows.append((stack.name, "failed", by_endpoint, *[""] * 8))
+            cpu_rows.append((stack.name, "failed", *[""] * 4))
             continue
         row = [stack.name, _rates(by_endpoint[ENDPOINTS[0]].hellos)]
+        cpu_row = [stack.name,
+                   f"{statistics.median(by_endpoint[ENDPOINTS[0]].hello_cpu_ms):.2f}"]
         for endpoint in ENDPOINTS:
             f = by_endpoint[endpoint]
             row += [_rates(f.rates), f"{f.share:.0%}"]
+            cpu_row.append(f"{f.cpu:.2f}")
         poll = by_endpoint[ENDPOINTS[0]]
         others = sum(f.unexpected for f in by_endpoint.values())
         loads = [x for f in by_endpoint.values() for x in f.loads]
         row += [f"{statistics.median(poll.p99s):,.1f}", f"{others:,}",
                 f"{min(loads):.1f}-{max(loads):.1f}"]
         rows.append(tuple(row))
+        cpu_row += [" / ".join(f"{base_cpu[e] / by_endpoint[e].cpu:.2f}x"
+                               if base_cpu and by_endpoint[e].cpu else "-" for e in ENDPOINTS)]
+        cpu_rows.append(tuple(cpu_row))
     rows += [(stack.name, "skipped", f"{stack.module} not installed", *[""] * 8)
              for stack in skipped]
     return table(
@@ -244,7 +280,13 @@ def stacks_table(database: str, results: dict, skipped: list[Stack]) -> str:
         f"same line; wrk {CONNECTIONS} connections, {SECONDS} s each; a line of 10,000, polls "
         f"by 1,000 waiters at its back",
         ("line", "hello req/s", "304 poll req/s", "304 share", "200 poll req/s", "200 share",
-         "event page req/s", "event share", "304 p99 ms", "other statuses", "load"), rows)
+         "event page req/s", "event share", "304 p99 ms", "other statuses", "load"), rows,
+    ) + "\n" + table(
+        f"Serving stacks, {database}: the server's CPU per answered request (user + system "
+        f"of its processes, median of the rounds), and today's line's CPU per request over this "
+        f"line's ({STACKS[0].name}; above 1x: this line spends less)",
+        ("line", "hello CPU ms", "304 poll CPU ms", "200 poll CPU ms", "event page CPU ms",
+         "today's CPU / this line's: 304 / 200 / event"), cpu_rows)
 
 
 def compare_on(folder: Path, database: str, postgres_url: str | None) -> str:
@@ -273,7 +315,6 @@ def main() -> None:
     if shutil.which("wrk") is None:
         print("\nServing-stack comparison skipped: wrk not installed (`make bench` installs it).")
         return
-    out = []
     with tempfile.TemporaryDirectory(prefix="tickethub-stacks-") as tmp, \
             postgres_server() as pg_url:
         tmp = Path(tmp)
@@ -282,9 +323,7 @@ def main() -> None:
             databases.append(("postgresql", create_database(pg_url)))
         for database, url in databases:
             log(f"serving stacks on {database}…")
-            out.append(compare_on(tmp / database, database, url))
-    print("\n".join(out))
-    sys.stdout.flush()
+            print(compare_on(tmp / database, database, url), flush=True)
 
 
 if __name__ == "__main__":

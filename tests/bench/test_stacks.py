@@ -33,8 +33,10 @@ def test_each_line_serves_hello_and_the_app_in_its_processes(stack, tmp_path):
         assert ("REDIS_URL" in app.env) == (stack.workers > 1)
 
 
-def _wrk(statuses: dict, seconds: float = 2.0) -> WrkResult:
-    return WrkResult(statuses=Counter(statuses), seconds=seconds, p99_ms=10.0, load_before=1.0)
+def _wrk(statuses: dict, cpu_ms: float, seconds: float = 2.0) -> WrkResult:
+    answered = sum(statuses.values())
+    return WrkResult(statuses=Counter(statuses), seconds=seconds, received=answered,
+                     server_cpu_s=answered * cpu_ms / 1e3, p99_ms=10.0, load_before=1.0)
 
 
 def test_figures_are_shares_of_the_hello_run_just_before_on_the_same_line():
@@ -47,9 +49,11 @@ def test_figures_are_shares_of_the_hello_run_just_before_on_the_same_line():
         if stack is broken:
             raise RuntimeError("gevent exited with 3 while starting\nits log…")
         hello = next(hello_rounds[stack])
-        # The endpoint serves half of hello's rate in each round, plus a few 429s.
-        return {endpoint: (_wrk({200: hello * 2}),
-                           _wrk({304 if "304" in endpoint else 200: hello, 429: 4}))
+        # The endpoint serves half of hello's rate in each round, plus a few 429s; on the
+        # slow line each request costs twice the CPU.
+        cpu = 4.0 if stack is slow else 2.0
+        return {endpoint: (_wrk({200: hello * 2}, cpu / 4),
+                           _wrk({304 if "304" in endpoint else 200: hello, 429: 4}, cpu))
                 for endpoint in ENDPOINTS}
 
     results = compare([fast, slow, broken], run_round, rounds=2)
@@ -60,10 +64,16 @@ def test_figures_are_shares_of_the_hello_run_just_before_on_the_same_line():
     assert poll.hellos == [1000, 2000] and poll.rates == [500, 1000]
     assert poll.shares == [0.5, 0.5] and poll.rate == 750 and poll.unexpected == 8
     assert results[slow][ENDPOINTS[2]].share == 0.5
+    assert (results[fast][ENDPOINTS[1]].cpu, results[slow][ENDPOINTS[1]].cpu) == (2.0, 4.0)
     assert results[broken] == "RuntimeError: gevent exited with 3 while starting"
 
     printed = stacks_table("sqlite", results, skipped=[STACKS[4]])
-    assert "| 1,000 / 2,000 " in printed and "| 500 / 1,000 " in printed
-    assert "| 50% " in printed
-    assert "gevent exited with 3 while starting" in printed
-    assert f"| {STACKS[4].name} " in printed and "granian not installed" in printed
+    rows = [[cell.strip() for cell in line.strip("| ").split("|")]
+            for line in printed.splitlines() if line.startswith("| ")]
+    rates, cpus = ([row for row in rows if row[0] == slow.name][k] for k in (0, 1))
+    assert rates[1:4] == ["500 / 500", "250 / 250", "50%"]  # hello, 304 poll, its share
+    assert cpus[1:] == ["1.00", "4.00", "4.00", "4.00", "0.50x / 0.50x / 0.50x"]
+    assert [row[1:3] for row in rows if row[0] == broken.name] == [
+        ["failed", "RuntimeError: gevent exited with 3 while starting"], ["failed"]]
+    assert [row[1:3] for row in rows if row[0] == STACKS[4].name] == [
+        ["skipped", "granian not installed"]]
