@@ -13,13 +13,28 @@ import pytest
 from bench.stacks import ENDPOINTS, STACKS, compare, serving, stacks_table
 from bench.wrk import WrkResult
 from tests.support.live_server import launch_server
+from tests.support.postgres import create_database, drop_database
+from tests.support.required import not_installed
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app_env(request):
+    """The app's environment on each database (gevent and psycopg must get along)."""
+    if request.param == "sqlite":
+        yield {"PAYMENTS": "local"}
+        return
+    server = request.getfixturevalue("postgres_url")
+    if server is None:
+        not_installed("PostgreSQL")
+    url = create_database(server)
+    yield {"PAYMENTS": "local", "DATABASE_URL": url}
+    drop_database(url)
 
 
 @pytest.mark.parametrize("stack", STACKS, ids=lambda s: s.name)
-def test_each_line_serves_hello_and_the_app_in_its_processes(stack, tmp_path):
+def test_each_line_serves_hello_and_the_app_in_its_processes(stack, app_env, tmp_path):
     if not stack.installed():
         pytest.skip(f"{stack.module} is not installed (bench/stacks.py reports it skipped)")
-    app_env = {"PAYMENTS": "local"}
     launch_server(tmp_path / "app", start=False, **app_env).flask("db", "upgrade")
 
     with serving(stack, tmp_path, app_env) as (hello, app):
@@ -27,6 +42,8 @@ def test_each_line_serves_hello_and_the_app_in_its_processes(stack, tmp_path):
             assert answer.read() == b"hello"
         with urllib.request.urlopen(app.url + "/") as answer:
             assert answer.status == 200 and b"<html" in answer.read()
+        status, health = app.health()
+        assert (status, health["db"]) == (200, "ok")
         # The server's own process and one per worker, for the yardstick and the app alike.
         assert len(hello.process_tree(stack.kind)) == stack.workers + 1
         assert len(app.process_tree(stack.kind)) == stack.workers + 1
