@@ -10,7 +10,7 @@ measured in the same run.
 5. Purchase rush over HTTP: 1,000 live offers paid at once on the local payment page.
 6. One join's transaction with its outbox rows against the same join without them.
 7. The fair start's draw: a lobby of 1,000 and 10,000 drawn into line (bench/draws.py).
-8. The serving stacks compared on the waiting room's requests (bench/stacks.py).
+8. Not here: the serving stacks compared (`python -m bench.stacks`, ~20 minutes on its own).
 
 Runs on SQLite and on a throwaway PostgreSQL (when installed).
 """
@@ -28,7 +28,7 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select
 
 import tasks
-from bench import draws, http_rush, page_weight, stacks, waiting_room
+from bench import draws, http_rush, page_weight, waiting_room
 from bench.queues import NOW, build_queue, make_app
 from bench.tables import table
 from blueprints.auth import SESSION_ID
@@ -242,7 +242,6 @@ def main() -> None:
     sys.stdout.flush()
     # The waiting room as a share of a trivial app, people held in line, nginx.
     waiting_room.main()
-    stacks.main()  # which server line serves it best (bench/stacks.py)
 
 
 if __name__ == "__main__":
