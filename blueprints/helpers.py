@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, make_response, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
 from werkzeug.routing import IntegerConverter
 
 from models import CheckoutStatus, EndReason, EntryStatus, TicketStatus
@@ -71,10 +73,40 @@ def wants_fragment() -> bool:
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, except that an answer marked ``shared`` (identical
-    for everyone, such as /events/<id>/availability) neither sets the cookie nor varies on
-    it, so a proxy or CDN keeps one copy for all. (Flask adds ``Vary: Cookie`` whenever
-    anything so much as looks at the session, as Flask-Login does after every request.)"""
+    """Flask's signed-cookie sessions, except that:
+
+    - an answer marked ``shared`` (identical for everyone, such as
+      /events/<id>/availability) neither sets the cookie nor varies on it, so a proxy or CDN
+      keeps one copy for all. (Flask adds ``Vary: Cookie`` whenever anything so much as looks
+      at the session, as Flask-Login does after every request.)
+    - a cookie already verified by this process is not verified again until it expires:
+      the waiting room's polls send the same cookie every few seconds, and checking its
+      signature and decoding it was a tenth of an unchanged poll. Only exact cookie strings
+      that passed the check are kept (per app, so per secret key), and only sessions of
+      plain values, so no request can change what the next one with that cookie opens.
+    """
+
+    MAX_VERIFIED = 50_000  # cookies kept per process (a few MB); all forgotten when full
+
+    def open_session(self, app: Flask, request):
+        value = request.cookies.get(self.get_cookie_name(app))
+        verified = app.extensions.setdefault("verified_sessions", {})
+        hit = verified.get(value) if value else None
+        if hit is not None and hit[0] > time.time():
+            return self.session_class(hit[1])
+        serializer = self.get_signing_serializer(app)
+        if serializer is None or not value:
+            return super().open_session(app, request)
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        try:
+            data, signed_at = serializer.loads(value, max_age=max_age, return_timestamp=True)
+        except BadSignature:
+            return self.session_class()
+        if all(isinstance(item, (str, int, float, type(None))) for item in data.values()):
+            if len(verified) >= self.MAX_VERIFIED:
+                verified.clear()
+            verified[value] = (signed_at.timestamp() + max_age, data)
+        return self.session_class(data)
 
     def save_session(self, app: Flask, session, response: Response) -> None:
         if getattr(response, "shared", False):
