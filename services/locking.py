@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime
+from types import SimpleNamespace
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -62,14 +63,21 @@ def busy_on_lock_timeout():
         raise
 
 
+def _begin_immediate_on_sqlite() -> bool:
+    """On SQLite, open the transaction with ``BEGIN IMMEDIATE`` (the write lock); returns
+    whether the database is SQLite."""
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return False
+    if not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    return True
+
+
 def lock_event(event_id: int) -> Event:
     """Lock the event row for the rest of this transaction (see the module docstring)."""
     with busy_on_lock_timeout():
-        connection = db.session.connection()
-        if connection.dialect.name == "sqlite":
-            dbapi = connection.connection.dbapi_connection
-            if not dbapi.in_transaction:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+        _begin_immediate_on_sqlite()
         event = db.session.execute(
             select(Event)
             .where(Event.id == event_id)
@@ -80,6 +88,31 @@ def lock_event(event_id: int) -> Event:
         db.session.rollback()
         raise NotFound("We couldn't find that event.")
     return event
+
+
+def lock_event_row(event_id: int, columns: list, checks: list = ()):
+    """``lock_event`` for the lean transitions: lock the event row as it does and read
+    ``columns`` of it, and ``checks`` (scalar subqueries over other tables) as they stand
+    once the lock is held, in as few round trips as the database allows. Returns the values
+    (columns and checks, by name, as attributes), or None when there is no such event.
+
+    SQLite's ``BEGIN IMMEDIATE`` holds the write lock before the first read, so one SELECT
+    reads both. PostgreSQL evaluates a statement against the snapshot taken when it began,
+    before any wait for the row lock, so the checks are read by a second statement, which
+    sees everything committed before the lock was granted.
+    """
+    table = Event.__table__
+    with busy_on_lock_timeout():
+        if _begin_immediate_on_sqlite():
+            row = db.session.execute(
+                select(*columns, *checks).where(table.c.id == event_id)).one_or_none()
+            return None if row is None else SimpleNamespace(**row._mapping)
+        row = db.session.execute(
+            select(*columns).where(table.c.id == event_id).with_for_update()).one_or_none()
+        if row is None:
+            return None
+        checked = db.session.execute(select(*checks)).one()._mapping if checks else {}
+        return SimpleNamespace(**row._mapping, **checked)
 
 
 class UnitOfWork:

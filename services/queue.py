@@ -22,10 +22,11 @@ Every function takes ``now``, so tests can move the clock.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -45,7 +46,7 @@ from models import (
     WaitingListEntry,
 )
 from services import Busy, Forbidden, NotFound, ServiceError, draws, notifications, outbox
-from services.locking import UnitOfWork, lock_event
+from services.locking import UnitOfWork, lock_event, lock_event_row
 from services.queue_reads import active_entry, block_of, forget_event_clock, live_ticket
 
 log = logging.getLogger(__name__)
@@ -232,8 +233,31 @@ def offer_next(event: Event, *, now: datetime) -> list[WaitingListEntry]:
     return waiters
 
 
-def join_queue(*, event_id: int, user_id: int, now: datetime,
-               watching: bool = False) -> WaitingListEntry:
+@dataclass(frozen=True)
+class Joined:
+    """What a join made: the new entry, as written (read nothing back to learn it)."""
+
+    id: int
+    event_id: int
+    user_id: int
+    seq: int
+    status: str
+    ref: str
+    joined_at: datetime
+    offered_at: datetime | None = None
+    offer_expires_at: datetime | None = None
+
+    @property
+    def in_lobby(self) -> bool:
+        return self.status == EntryStatus.WAITING and self.seq < 0
+
+    @classmethod
+    def of(cls, entry: WaitingListEntry) -> Joined:
+        return cls(entry.id, entry.event_id, entry.user_id, entry.seq, entry.status, entry.ref,
+                   entry.joined_at, entry.offered_at, entry.offer_expires_at)
+
+
+def join_queue(*, event_id: int, user_id: int, now: datetime, watching: bool = False) -> Joined:
     """Join the event's waiting list: offered at once if a ticket is free and nobody waits.
 
     ``watching``: the buyer sees the outcome as they join (the web page), so a ticket held
@@ -242,7 +266,171 @@ def join_queue(*, event_id: int, user_id: int, now: datetime,
     Before a scheduled on-sale, the entry waits in the lobby instead, with no place in line
     until the draw. The transition draws the lobby first if the on-sale time has come, so a
     join racing that instant lands either in the lobby (and is drawn) or behind it.
+
+    The join is the rush's hot path, so the usual case is written in Core statements
+    (``lean_transition``): the lock and every refusal check in one or two reads, then the
+    entry, the event's counters, the audit rows and the outbox rows, one statement each.
+    The rare cases that need the whole transition take it (``_join_in_transition``).
     """
+    try:
+        with lean_transition(event_id, now=now, columns=_JOIN_COLUMNS,
+                             checks=_join_checks(event_id, user_id, now)) as event:
+            return _join_lean(event, user_id=user_id, now=now, watching=watching)
+    except TakeTheLongWay:
+        pass
+    return Joined.of(_join_in_transition(event_id=event_id, user_id=user_id, now=now,
+                                         watching=watching))
+
+
+_EVENTS = Event.__table__
+_ENTRIES = WaitingListEntry.__table__
+_TICKETS = Ticket.__table__
+_AUDIT = AuditEntry.__table__
+# What a lean transition reads of the event row (what ``Event``'s rules need).
+_EVENT_COLUMNS = [_EVENTS.c[name] for name in (
+    "id", "organizer_id", "published_at", "cancelled_at", "starts_at", "total_tickets",
+    "sold_count", "offered_count", "waiting_count", "last_seq", "queue_version",
+    "sale_starts_at", "drawn_at", "lobby_count", "lobby_seq")]
+_JOIN_COLUMNS = _EVENT_COLUMNS
+
+
+class TakeTheLongWay(Exception):
+    """A lean transition met a case it leaves to the full one; nothing was written."""
+
+
+class lean_transition(UnitOfWork):
+    """A transition in Core statements, as ``with lean_transition(event_id, now=now,
+    columns=…, checks=…) as event``: the same lock, the same single commit with the outbox
+    rows, and the same forgetting of the event's clock after it as ``transition``, but the
+    event comes back as the plain values of ``columns`` and ``checks`` (read as the lock is
+    taken: ``services/locking.py`` ``lock_event_row``), not as an ORM object.
+
+    It does not draw a lobby nor expire offers: when either is due (``event.needs_full``),
+    entering raises ``TakeTheLongWay`` (rolled back), and the caller takes the full
+    ``transition``. ``checks`` must include ``offer_due`` (``_offer_due``)."""
+
+    def __init__(self, event_id: int, *, now: datetime, columns: list, checks: list):
+        super().__init__(now=now)
+        self.event_id, self.columns, self.checks = event_id, columns, checks
+
+    def __enter__(self):
+        super().__enter__()
+        event = lock_event_row(self.event_id, self.columns, self.checks)
+        if event is None:
+            db.session.rollback()
+            raise NotFound("We couldn't find that event.")
+        awaits_draw = (event.sale_starts_at is not None and event.drawn_at is None
+                       and event.cancelled_at is None)
+        event.awaits_draw = awaits_draw
+        event.free = event.total_tickets - event.sold_count - event.offered_count
+        if (event.offer_due or (awaits_draw and event.sale_starts_at <= self.now
+                                and event.published_at is not None)):
+            db.session.rollback()
+            raise TakeTheLongWay()
+        return event
+
+    def after_commit(self) -> None:
+        forget_event_clock(self.event_id)
+
+
+def _offer_due(event_id: int, now: datetime):
+    """Whether an offer of the event is past its deadline (a check for ``lean_transition``)."""
+    return exists().where(
+        _ENTRIES.c.event_id == event_id, _ENTRIES.c.status == EntryStatus.OFFERED,
+        _ENTRIES.c.offer_expires_at <= now).label("offer_due")
+
+
+def _join_checks(event_id: int, user_id: int, now: datetime) -> list:
+    return [
+        _offer_due(event_id, now),
+        exists().where(_TICKETS.c.event_id == event_id, _TICKETS.c.user_id == user_id,
+                       _TICKETS.c.status.in_(TicketStatus.LIVE)).label("has_ticket"),
+        exists().where(_ENTRIES.c.event_id == event_id, _ENTRIES.c.user_id == user_id,
+                       _ENTRIES.c.status.in_(EntryStatus.ACTIVE)).label("in_line"),
+    ]
+
+
+def _refuse_join(event, user_id: int, now: datetime) -> None:
+    """The refusals of a join, in the order the full transition checks them."""
+    if event.published_at is None:
+        raise NotFound("We couldn't find that event.")
+    if event.cancelled_at is not None:
+        raise QueueError("This event was cancelled.")
+    if event.starts_at <= now:
+        raise QueueError("This event has already taken place.")
+    if event.organizer_id == user_id:
+        raise QueueError("You organize this event, so you can't buy a ticket for it.")
+    if event.has_ticket:
+        raise QueueError("You already have a ticket for this event.")
+    if event.in_line:
+        raise QueueError("You're already in the lobby for this event."
+                         if event.awaits_draw else
+                         "You're already in the waiting list for this event.")
+
+
+def _join_lean(event, *, user_id: int, now: datetime, watching: bool) -> Joined:
+    """The join's writes (caller holds the lock): the same rows, counters and follow-ups
+    as ``_join_in_transition`` writes, as Core statements."""
+    _refuse_join(event, user_id, now)
+    if not event.awaits_draw and event.free > 0 and event.waiting_count > 0:
+        raise TakeTheLongWay()  # a free ticket is owed to someone waiting: offer_next first
+    counters = {"queue_version": event.queue_version + 1}
+    offered_at = expires_at = None
+    if event.awaits_draw:
+        counters.update(lobby_seq=event.lobby_seq + 1, lobby_count=event.lobby_count + 1)
+        seq, status = -(event.lobby_seq + 1), EntryStatus.WAITING  # the draw gives the place
+    else:
+        seq = event.last_seq + 1
+        counters["last_seq"] = seq
+        if event.free > 0:  # and nobody waits (above)
+            status, offered_at = EntryStatus.OFFERED, now
+            expires_at = now + timedelta(seconds=offer_seconds())
+            counters["offered_count"] = event.offered_count + 1
+        else:
+            status = EntryStatus.WAITING
+            counters["waiting_count"] = event.waiting_count + 1
+    ref = draws.new_entry_ref()
+    try:
+        entry_id = db.session.execute(insert(_ENTRIES).returning(_ENTRIES.c.id).values(
+            event_id=event.id, user_id=user_id, seq=seq, status=status, joined_at=now,
+            offered_at=offered_at, offer_expires_at=expires_at, ref=ref)).scalar_one()
+    except IntegrityError as error:  # the database's own guard; the lock should prevent it
+        raise QueueError("You're already in the waiting list for this event.") from error
+    db.session.execute(update(_EVENTS).where(_EVENTS.c.id == event.id).values(**counters))
+    joined = Joined(entry_id, event.id, user_id, seq, status, ref, now, offered_at, expires_at)
+    audit = [_audit_row(event.id, AuditAction.JOINED, now=now, user_id=user_id, actor_id=user_id,
+                        entry_id=entry_id, reason="in the lobby" if joined.in_lobby else "")]
+    follow_ups = []
+    if joined.in_lobby:
+        follow_ups.append(("send_notification", (
+            notifications.kind_for(AuditAction.JOINED, event_cancelled=False, in_lobby=True),
+            entry_id), None))
+    if status == EntryStatus.OFFERED:
+        audit.append(_audit_row(event.id, AuditAction.OFFERED, now=now, user_id=user_id,
+                                entry_id=entry_id, reason="a ticket was free on joining"))
+        follow_ups.append(("expire_offer", (entry_id,), expires_at))
+        if not watching:
+            follow_ups.append(("send_notification", (
+                notifications.kind_for(AuditAction.OFFERED, event_cancelled=False), entry_id),
+                None))
+    db.session.execute(insert(_AUDIT), audit)
+    outbox.insert_rows(follow_ups, now=now)
+    return joined
+
+
+def _audit_row(event_id: int, action: str, *, now: datetime, user_id: int,
+               actor_id: int | None = None, entry_id: int | None = None,
+               ticket_id: int | None = None, reason: str = "") -> dict:
+    return {"event_id": event_id, "action": action, "subject_id": user_id,
+            "actor_id": actor_id, "entry_id": entry_id, "ticket_id": ticket_id,
+            "reason": reason, "created_at": now}
+
+
+def _join_in_transition(*, event_id: int, user_id: int, now: datetime,
+                        watching: bool) -> WaitingListEntry:
+    """The join as a full transition (the ORM way): when the lobby is due to be drawn, an
+    offer is past its deadline, or a free ticket is still to be offered to someone waiting,
+    all of which entering the transition or ``offer_next`` settle first."""
     with transition(event_id, now=now) as event:
         if not event.is_published:
             raise NotFound("We couldn't find that event.")
