@@ -22,6 +22,7 @@ Every function takes ``now``, so tests can move the clock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -146,10 +147,14 @@ def offer_seconds() -> int:
 
 def _record_departure(event: Event, entry: WaitingListEntry) -> None:
     """Count an entry leaving the active queue in its block (caller holds the lock)."""
+    _record_departure_of(event.id, entry.seq)
+
+
+def _record_departure_of(event_id: int, seq: int) -> None:
     table = QueueDeparture.__table__
     dialect = db.session.get_bind().dialect.name
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = insert(table).values(event_id=event.id, block=block_of(entry.seq), departed=1)
+    statement = insert(table).values(event_id=event_id, block=block_of(seq), departed=1)
     db.session.execute(statement.on_conflict_do_update(
         index_elements=[table.c.event_id, table.c.block],
         set_={"departed": table.c.departed + 1},
@@ -656,6 +661,69 @@ def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
             raise
         return existing
     return ticket
+
+
+def sell_offer(*, entry_id: int, event_id: int, user_id: int, payment_reference: str,
+               amount_pence: int, now: datetime, record: Callable[[int], None]) -> int | None:
+    """``complete_purchase`` for the plain case, as a ``lean_transition``: ``user_id``'s own
+    offer, live (no offer of the event past its deadline), no ticket yet for this payment,
+    no free ticket owed to someone waiting, and not the sale that sells the event out (the
+    organizer's "sold out" email and its audit row take the full way). The same rows,
+    counters and follow-ups as ``complete_purchase`` writes; ``record(ticket_id)`` writes the
+    payment's own rows in the same transaction (it raises ``TakeTheLongWay`` to give up).
+
+    Returns the new ticket's id, or None when the case is not the plain one (or a parallel
+    write got there first): nothing was written, and ``complete_purchase`` decides.
+    """
+    entry = select(_ENTRIES.c.status, _ENTRIES.c.seq).where(
+        _ENTRIES.c.id == entry_id, _ENTRIES.c.event_id == event_id,
+        _ENTRIES.c.user_id == user_id)
+    checks = [
+        _offer_due(event_id, now),
+        entry.with_only_columns(_ENTRIES.c.status).scalar_subquery().label("entry_status"),
+        entry.with_only_columns(_ENTRIES.c.seq).scalar_subquery().label("entry_seq"),
+        exists().where(_TICKETS.c.payment_reference == payment_reference).label("paid_before"),
+        exists().where(_TICKETS.c.event_id == event_id,
+                       _TICKETS.c.status != TicketStatus.CANCELLED).label("sold_before"),
+    ]
+    try:
+        with lean_transition(event_id, now=now, columns=_EVENT_COLUMNS, checks=checks) as event:
+            if (event.entry_status != EntryStatus.OFFERED or event.paid_before
+                    or (event.free > 0 and event.waiting_count > 0)
+                    or event.sold_count + 1 >= event.total_tickets):
+                raise TakeTheLongWay()
+            return _sell_lean(event, entry_id=entry_id, user_id=user_id, now=now,
+                              payment_reference=payment_reference, amount_pence=amount_pence,
+                              record=record)
+    except (TakeTheLongWay, IntegrityError):
+        return None
+
+
+def _sell_lean(event, *, entry_id: int, user_id: int, payment_reference: str,
+               amount_pence: int, now: datetime, record: Callable[[int], None]) -> int:
+    """The writes of ``sell_offer`` (caller holds the lock and checked the case)."""
+    db.session.execute(update(_ENTRIES).where(_ENTRIES.c.id == entry_id).values(
+        status=EntryStatus.PURCHASED, end_reason=EndReason.PURCHASED, ended_at=now))
+    _record_departure_of(event.id, event.entry_seq)
+    ticket_id = db.session.execute(insert(_TICKETS).returning(_TICKETS.c.id).values(
+        event_id=event.id, user_id=user_id, entry_id=entry_id, status=TicketStatus.VALID,
+        purchased_at=now, amount_pence=amount_pence, payment_reference=payment_reference,
+    )).scalar_one()
+    # As ``_end`` (the offer ends) and the purchase itself: two changes of the queue.
+    db.session.execute(update(_EVENTS).where(_EVENTS.c.id == event.id).values(
+        offered_count=event.offered_count - 1, sold_count=event.sold_count + 1,
+        queue_version=event.queue_version + 2))
+    db.session.execute(insert(_AUDIT).values(**_audit_row(
+        event.id, AuditAction.PURCHASED, now=now, user_id=user_id, actor_id=user_id,
+        entry_id=entry_id, ticket_id=ticket_id,
+        reason=f"payment {payment_reference}" if amount_pence else "free ticket")))
+    follow_ups = [("send_notification", (notifications.kind_for(
+        AuditAction.PURCHASED, event_cancelled=False), ticket_id), None)]
+    if not event.sold_before:  # the organizer's first sale (``organizer_notices``)
+        follow_ups.append(("send_notification", ("first_sale", ticket_id), None))
+    outbox.insert_rows(follow_ups, now=now)
+    record(ticket_id)
+    return ticket_id
 
 
 def _can_honour(event: Event, entry: WaitingListEntry, now: datetime) -> bool:
