@@ -39,18 +39,20 @@ def make_app(url: str):
     return app
 
 
-def post_all(app, requests, profile: cProfile.Profile | None) -> list[float]:
-    """POST each (path, cookie, body) once as its own user; the seconds each took."""
+def post_all(app, requests, profile: cProfile.Profile | None) -> list[tuple[float, float]]:
+    """POST each (path, cookie, body) once as its own user; the (wall, CPU) seconds each
+    took. The CPU time is this thread's alone: steadier on a busy machine than the wall
+    time, but without the PostgreSQL server's share."""
     client = app.test_client()
     samples = []
     for path, cookie, body in requests:
         client.set_cookie("session", cookie)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         with profile or nullcontext():
             response = client.post(path, data=body, headers={
                 "User-Agent": USER_AGENT, "Content-Type": "application/x-www-form-urlencoded"},
                 environ_base={"REMOTE_ADDR": "127.0.0.1"})
-        samples.append(time.perf_counter() - start)
+        samples.append((time.perf_counter() - start, time.thread_time() - cpu))
         assert response.status_code == 303, (path, response.status_code,
                                              response.get_data(as_text=True)[:2000])
     return samples
@@ -64,7 +66,7 @@ def join_requests(app, count: int, event_id: int) -> list:
              "csrf_token=" + quote(credentials[u][1], safe="")) for u in users]
 
 
-def measure(url: str, profiles: dict | None) -> dict[str, float]:
+def measure(url: str, profiles: dict | None) -> dict[str, tuple[float, float]]:
     app = make_app(url)
     with app.app_context():
         organizer, _ = add_users(0)
@@ -79,7 +81,8 @@ def measure(url: str, profiles: dict | None) -> dict[str, float]:
         profile = cProfile.Profile() if profiles is not None else None
         warm, timed_part = requests[:20], requests[20:]
         post_all(app, warm, None)
-        results[name] = statistics.median(post_all(app, timed_part, profile)) * 1000
+        samples = post_all(app, timed_part, profile)
+        results[name] = tuple(statistics.median(column) * 1000 for column in zip(*samples))
         if profile is not None:
             profiles[name] = profile
     with app.app_context():
@@ -105,14 +108,14 @@ def main() -> None:
                 continue
             profiles = {} if profiling else None
             started = datetime.now(timezone.utc)
-            for name, ms in measure(url, profiles).items():
-                rows.append((database, name, f"{ms:.2f}"))
+            for name, (wall, cpu) in measure(url, profiles).items():
+                rows.append((database, name, f"{wall:.2f}", f"{cpu:.2f}"))
             print(f"{database}: measured in {(datetime.now(timezone.utc) - started).seconds} s",
                   file=sys.stderr)
             for name, profile in (profiles or {}).items():
                 print_profile(f"{database} {name}", profile)
-    print(table("One request in process (test client, median ms)",
-                ("database", "request", "ms"), rows))
+    print(table("One request in process (test client, median ms; CPU: this process's alone)",
+                ("database", "request", "wall ms", "CPU ms"), rows))
 
 
 if __name__ == "__main__":

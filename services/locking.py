@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import OperationalError
 
 from extensions import db
@@ -90,28 +90,39 @@ def lock_event(event_id: int) -> Event:
     return event
 
 
-def lock_event_row(event_id: int, columns: list, checks: list = ()):
-    """``lock_event`` for the lean transitions: lock the event row as it does and read
-    ``columns`` of it, and ``checks`` (scalar subqueries over other tables) as they stand
-    once the lock is held, in as few round trips as the database allows. Returns the values
-    (columns and checks, by name, as attributes), or None when there is no such event.
+class EventRead:
+    """The first read of a lean transition, built once: ``columns`` of the event row, and
+    ``checks`` (scalar subqueries over other tables, as labelled columns) as they stand
+    once the event's lock is held. Both are bound by ``event_id`` and whatever else the
+    checks name (``bindparam``), so a request only binds values, builds nothing.
 
     SQLite's ``BEGIN IMMEDIATE`` holds the write lock before the first read, so one SELECT
     reads both. PostgreSQL evaluates a statement against the snapshot taken when it began,
     before any wait for the row lock, so the checks are read by a second statement, which
     sees everything committed before the lock was granted.
     """
-    table = Event.__table__
+
+    def __init__(self, columns: list, checks: list):
+        table = Event.__table__
+        this_event = table.c.id == bindparam("event_id")
+        self.together = select(*columns, *checks).where(this_event)
+        self.locked = select(*columns).where(this_event).with_for_update()
+        self.checks = select(*checks) if checks else None
+
+
+def lock_event_row(read: EventRead, params: dict) -> SimpleNamespace | None:
+    """``lock_event`` for the lean transitions: lock the event row ``params["event_id"]`` as
+    it does and return ``read``'s columns and checks by name, as attributes (None: there is
+    no such event), in one read on SQLite and two on PostgreSQL (see ``EventRead``)."""
     with busy_on_lock_timeout():
         if _begin_immediate_on_sqlite():
-            row = db.session.execute(
-                select(*columns, *checks).where(table.c.id == event_id)).one_or_none()
+            row = db.session.execute(read.together, params).one_or_none()
             return None if row is None else SimpleNamespace(**row._mapping)
-        row = db.session.execute(
-            select(*columns).where(table.c.id == event_id).with_for_update()).one_or_none()
+        row = db.session.execute(read.locked, params).one_or_none()
         if row is None:
             return None
-        checked = db.session.execute(select(*checks)).one()._mapping if checks else {}
+        checked = ({} if read.checks is None
+                   else db.session.execute(read.checks, params).one()._mapping)
         return SimpleNamespace(**row._mapping, **checked)
 
 

@@ -97,6 +97,10 @@ def add(kind: str, *args, now: datetime, run_at: datetime | None = None,
         _new().append(item)
 
 
+_INSERT = insert(OutboxItem.__table__).returning(OutboxItem.__table__.c.id,
+                                                 sort_by_parameter_order=True)
+
+
 def insert_rows(rows: list[tuple[str, tuple, datetime | None]], *, now: datetime) -> None:
     """``add`` for the lean transitions, which write with Core statements rather than the
     ORM: every (kind, args, run_at or None for at once) in one INSERT … RETURNING, handed
@@ -106,10 +110,7 @@ def insert_rows(rows: list[tuple[str, tuple, datetime | None]], *, now: datetime
     handed_at = now if _dispatcher else None
     values = [{"kind": kind, "args": list(args), "run_at": run_at or now, "created_at": now,
                "handed_at": handed_at} for kind, args, run_at in rows]
-    table = OutboxItem.__table__
-    ids = db.session.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), values
-    ).scalars().all()
+    ids = db.session.execute(_INSERT, values).scalars().all()
     _inserted().extend(Handover.of(item_id, value["kind"], value["args"], value["run_at"],
                                    now=now) for item_id, value in zip(ids, values))
 

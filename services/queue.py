@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -47,7 +47,7 @@ from models import (
     WaitingListEntry,
 )
 from services import Busy, Forbidden, NotFound, ServiceError, draws, notifications, outbox
-from services.locking import UnitOfWork, lock_event, lock_event_row
+from services.locking import EventRead, UnitOfWork, lock_event, lock_event_row
 from services.queue_reads import active_entry, block_of, forget_event_clock, live_ticket
 
 log = logging.getLogger(__name__)
@@ -278,8 +278,8 @@ def join_queue(*, event_id: int, user_id: int, now: datetime, watching: bool = F
     The rare cases that need the whole transition take it (``_join_in_transition``).
     """
     try:
-        with lean_transition(event_id, now=now, columns=_JOIN_COLUMNS,
-                             checks=_join_checks(event_id, user_id, now)) as event:
+        with lean_transition(event_id, now=now, read=_JOIN_READ,
+                             params={"user_id": user_id}) as event:
             return _join_lean(event, user_id=user_id, now=now, watching=watching)
     except TakeTheLongWay:
         pass
@@ -296,7 +296,25 @@ _EVENT_COLUMNS = [_EVENTS.c[name] for name in (
     "id", "organizer_id", "published_at", "cancelled_at", "starts_at", "total_tickets",
     "sold_count", "offered_count", "waiting_count", "last_seq", "queue_version",
     "sale_starts_at", "drawn_at", "lobby_count", "lobby_seq")]
-_JOIN_COLUMNS = _EVENT_COLUMNS
+# Bound parameters of the statements below, which are built once (a request binds values).
+_EVENT_ID, _USER_ID, _NOW = bindparam("event_id"), bindparam("user_id"), bindparam("now")
+# Whether an offer of the event is past its deadline: the full transition expires it first.
+_OFFER_DUE = exists().where(
+    _ENTRIES.c.event_id == _EVENT_ID, _ENTRIES.c.status == EntryStatus.OFFERED,
+    _ENTRIES.c.offer_expires_at <= _NOW).label("offer_due")
+_JOIN_READ = EventRead(_EVENT_COLUMNS, [
+    _OFFER_DUE,
+    exists().where(_TICKETS.c.event_id == _EVENT_ID, _TICKETS.c.user_id == _USER_ID,
+                   _TICKETS.c.status.in_(TicketStatus.LIVE)).label("has_ticket"),
+    exists().where(_ENTRIES.c.event_id == _EVENT_ID, _ENTRIES.c.user_id == _USER_ID,
+                   _ENTRIES.c.status.in_(EntryStatus.ACTIVE)).label("in_line"),
+])
+_INSERT_ENTRY = insert(_ENTRIES).returning(_ENTRIES.c.id)
+_INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
+_INSERT_AUDIT = insert(_AUDIT)
+# The SET clause is the columns a request binds (besides ``target_id``).
+_UPDATE_EVENT = update(_EVENTS).where(_EVENTS.c.id == bindparam("target_id"))
+_UPDATE_ENTRY = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("target_id"))
 
 
 class TakeTheLongWay(Exception):
@@ -305,22 +323,23 @@ class TakeTheLongWay(Exception):
 
 class lean_transition(UnitOfWork):
     """A transition in Core statements, as ``with lean_transition(event_id, now=now,
-    columns=…, checks=…) as event``: the same lock, the same single commit with the outbox
+    read=…, params=…) as event``: the same lock, the same single commit with the outbox
     rows, and the same forgetting of the event's clock after it as ``transition``, but the
-    event comes back as the plain values of ``columns`` and ``checks`` (read as the lock is
-    taken: ``services/locking.py`` ``lock_event_row``), not as an ORM object.
+    event comes back as the plain values ``read`` reads as the lock is taken (an
+    ``EventRead`` bound by the event's id, ``now`` and ``params``), not as an ORM object.
 
-    It does not draw a lobby nor expire offers: when either is due (``event.needs_full``),
-    entering raises ``TakeTheLongWay`` (rolled back), and the caller takes the full
-    ``transition``. ``checks`` must include ``offer_due`` (``_offer_due``)."""
+    It does not draw a lobby nor expire offers: when either is due, entering raises
+    ``TakeTheLongWay`` (rolled back), and the caller takes the full ``transition``.
+    ``read`` must check ``offer_due`` (``_OFFER_DUE``)."""
 
-    def __init__(self, event_id: int, *, now: datetime, columns: list, checks: list):
+    def __init__(self, event_id: int, *, now: datetime, read: EventRead, params: dict):
         super().__init__(now=now)
-        self.event_id, self.columns, self.checks = event_id, columns, checks
+        self.event_id, self.read = event_id, read
+        self.params = {**params, "event_id": event_id, "now": now}
 
     def __enter__(self):
         super().__enter__()
-        event = lock_event_row(self.event_id, self.columns, self.checks)
+        event = lock_event_row(self.read, self.params)
         if event is None:
             db.session.rollback()
             raise NotFound("We couldn't find that event.")
@@ -336,23 +355,6 @@ class lean_transition(UnitOfWork):
 
     def after_commit(self) -> None:
         forget_event_clock(self.event_id)
-
-
-def _offer_due(event_id: int, now: datetime):
-    """Whether an offer of the event is past its deadline (a check for ``lean_transition``)."""
-    return exists().where(
-        _ENTRIES.c.event_id == event_id, _ENTRIES.c.status == EntryStatus.OFFERED,
-        _ENTRIES.c.offer_expires_at <= now).label("offer_due")
-
-
-def _join_checks(event_id: int, user_id: int, now: datetime) -> list:
-    return [
-        _offer_due(event_id, now),
-        exists().where(_TICKETS.c.event_id == event_id, _TICKETS.c.user_id == user_id,
-                       _TICKETS.c.status.in_(TicketStatus.LIVE)).label("has_ticket"),
-        exists().where(_ENTRIES.c.event_id == event_id, _ENTRIES.c.user_id == user_id,
-                       _ENTRIES.c.status.in_(EntryStatus.ACTIVE)).label("in_line"),
-    ]
 
 
 def _refuse_join(event, user_id: int, now: datetime) -> None:
@@ -396,12 +398,13 @@ def _join_lean(event, *, user_id: int, now: datetime, watching: bool) -> Joined:
             counters["waiting_count"] = event.waiting_count + 1
     ref = draws.new_entry_ref()
     try:
-        entry_id = db.session.execute(insert(_ENTRIES).returning(_ENTRIES.c.id).values(
-            event_id=event.id, user_id=user_id, seq=seq, status=status, joined_at=now,
-            offered_at=offered_at, offer_expires_at=expires_at, ref=ref)).scalar_one()
+        entry_id = db.session.execute(_INSERT_ENTRY, {
+            "event_id": event.id, "user_id": user_id, "seq": seq, "status": status,
+            "joined_at": now, "offered_at": offered_at, "offer_expires_at": expires_at,
+            "ref": ref}).scalar_one()
     except IntegrityError as error:  # the database's own guard; the lock should prevent it
         raise QueueError("You're already in the waiting list for this event.") from error
-    db.session.execute(update(_EVENTS).where(_EVENTS.c.id == event.id).values(**counters))
+    db.session.execute(_UPDATE_EVENT, {"target_id": event.id, **counters})
     joined = Joined(entry_id, event.id, user_id, seq, status, ref, now, offered_at, expires_at)
     audit = [_audit_row(event.id, AuditAction.JOINED, now=now, user_id=user_id, actor_id=user_id,
                         entry_id=entry_id, reason="in the lobby" if joined.in_lobby else "")]
@@ -418,7 +421,7 @@ def _join_lean(event, *, user_id: int, now: datetime, watching: bool) -> Joined:
             follow_ups.append(("send_notification", (
                 notifications.kind_for(AuditAction.OFFERED, event_cancelled=False), entry_id),
                 None))
-    db.session.execute(insert(_AUDIT), audit)
+    db.session.execute(_INSERT_AUDIT, audit)
     outbox.insert_rows(follow_ups, now=now)
     return joined
 
@@ -663,6 +666,20 @@ def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
     return ticket
 
 
+_THIS_ENTRY = select(_ENTRIES.c.status).where(
+    _ENTRIES.c.id == bindparam("entry_id"), _ENTRIES.c.event_id == _EVENT_ID,
+    _ENTRIES.c.user_id == _USER_ID)
+_SELL_READ = EventRead(_EVENT_COLUMNS, [
+    _OFFER_DUE,
+    _THIS_ENTRY.scalar_subquery().label("entry_status"),
+    _THIS_ENTRY.with_only_columns(_ENTRIES.c.seq).scalar_subquery().label("entry_seq"),
+    exists().where(_TICKETS.c.payment_reference == bindparam("payment_reference"))
+    .label("paid_before"),
+    exists().where(_TICKETS.c.event_id == _EVENT_ID,
+                   _TICKETS.c.status != TicketStatus.CANCELLED).label("sold_before"),
+])
+
+
 def sell_offer(*, entry_id: int, event_id: int, user_id: int, payment_reference: str,
                amount_pence: int, now: datetime, record: Callable[[int], None]) -> int | None:
     """``complete_purchase`` for the plain case, as a ``lean_transition``: ``user_id``'s own
@@ -675,19 +692,10 @@ def sell_offer(*, entry_id: int, event_id: int, user_id: int, payment_reference:
     Returns the new ticket's id, or None when the case is not the plain one (or a parallel
     write got there first): nothing was written, and ``complete_purchase`` decides.
     """
-    entry = select(_ENTRIES.c.status, _ENTRIES.c.seq).where(
-        _ENTRIES.c.id == entry_id, _ENTRIES.c.event_id == event_id,
-        _ENTRIES.c.user_id == user_id)
-    checks = [
-        _offer_due(event_id, now),
-        entry.with_only_columns(_ENTRIES.c.status).scalar_subquery().label("entry_status"),
-        entry.with_only_columns(_ENTRIES.c.seq).scalar_subquery().label("entry_seq"),
-        exists().where(_TICKETS.c.payment_reference == payment_reference).label("paid_before"),
-        exists().where(_TICKETS.c.event_id == event_id,
-                       _TICKETS.c.status != TicketStatus.CANCELLED).label("sold_before"),
-    ]
     try:
-        with lean_transition(event_id, now=now, columns=_EVENT_COLUMNS, checks=checks) as event:
+        with lean_transition(event_id, now=now, read=_SELL_READ, params={
+                "user_id": user_id, "entry_id": entry_id,
+                "payment_reference": payment_reference}) as event:
             if (event.entry_status != EntryStatus.OFFERED or event.paid_before
                     or (event.free > 0 and event.waiting_count > 0)
                     or event.sold_count + 1 >= event.total_tickets):
@@ -702,21 +710,22 @@ def sell_offer(*, entry_id: int, event_id: int, user_id: int, payment_reference:
 def _sell_lean(event, *, entry_id: int, user_id: int, payment_reference: str,
                amount_pence: int, now: datetime, record: Callable[[int], None]) -> int:
     """The writes of ``sell_offer`` (caller holds the lock and checked the case)."""
-    db.session.execute(update(_ENTRIES).where(_ENTRIES.c.id == entry_id).values(
-        status=EntryStatus.PURCHASED, end_reason=EndReason.PURCHASED, ended_at=now))
+    db.session.execute(_UPDATE_ENTRY, {
+        "target_id": entry_id, "status": EntryStatus.PURCHASED,
+        "end_reason": EndReason.PURCHASED, "ended_at": now})
     _record_departure_of(event.id, event.entry_seq)
-    ticket_id = db.session.execute(insert(_TICKETS).returning(_TICKETS.c.id).values(
-        event_id=event.id, user_id=user_id, entry_id=entry_id, status=TicketStatus.VALID,
-        purchased_at=now, amount_pence=amount_pence, payment_reference=payment_reference,
-    )).scalar_one()
+    ticket_id = db.session.execute(_INSERT_TICKET, {
+        "event_id": event.id, "user_id": user_id, "entry_id": entry_id,
+        "status": TicketStatus.VALID, "purchased_at": now, "amount_pence": amount_pence,
+        "payment_reference": payment_reference}).scalar_one()
     # As ``_end`` (the offer ends) and the purchase itself: two changes of the queue.
-    db.session.execute(update(_EVENTS).where(_EVENTS.c.id == event.id).values(
-        offered_count=event.offered_count - 1, sold_count=event.sold_count + 1,
-        queue_version=event.queue_version + 2))
-    db.session.execute(insert(_AUDIT).values(**_audit_row(
+    db.session.execute(_UPDATE_EVENT, {
+        "target_id": event.id, "offered_count": event.offered_count - 1,
+        "sold_count": event.sold_count + 1, "queue_version": event.queue_version + 2})
+    db.session.execute(_INSERT_AUDIT, _audit_row(
         event.id, AuditAction.PURCHASED, now=now, user_id=user_id, actor_id=user_id,
         entry_id=entry_id, ticket_id=ticket_id,
-        reason=f"payment {payment_reference}" if amount_pence else "free ticket")))
+        reason=f"payment {payment_reference}" if amount_pence else "free ticket"))
     follow_ups = [("send_notification", (notifications.kind_for(
         AuditAction.PURCHASED, event_cancelled=False), ticket_id), None)]
     if not event.sold_before:  # the organizer's first sale (``organizer_notices``)
