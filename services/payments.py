@@ -209,6 +209,9 @@ def account_status_from(account: dict) -> AccountStatus:
     )
 
 
+_INSERT_PAYMENT = insert(LocalPayment.__table__)
+
+
 class LocalGateway:
     """Payments without Stripe: the app's own payment page and ledger (``LocalPayment``).
 
@@ -295,9 +298,9 @@ class LocalGateway:
         transaction that gives its seat (``purchases.pay_local_offer``): the two commit
         together or not at all, so no money is ever taken without a seat. A second payment
         for the session breaks the ledger's unique index (IntegrityError)."""
-        db.session.execute(insert(LocalPayment.__table__).values(
-            id=payment_id, checkout_session_id=session_id, amount_pence=amount_pence,
-            status="succeeded"))
+        db.session.execute(_INSERT_PAYMENT, {
+            "id": payment_id, "checkout_session_id": session_id, "amount_pence": amount_pence,
+            "status": "succeeded"})
 
     def authorize(self, session: CheckoutSession) -> dict:
         """Authorise the card (in the ledger) and return the Stripe-shaped event to deliver.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
@@ -193,6 +193,15 @@ def fulfil_checkout(*, session_id: str, payment_intent_id: str,
     return _settle(session, CheckoutStatus.PAID)
 
 
+_READ_PAGE = select(
+    _SESSIONS.c.entry_id, _SESSIONS.c.event_id, _SESSIONS.c.user_id, _SESSIONS.c.status,
+    _SESSIONS.c.amount_pence, _SESSIONS.c.payment_intent_id,
+).where(_SESSIONS.c.id == bindparam("session_id"))
+_MARK_PAID = update(_SESSIONS).where(
+    _SESSIONS.c.id == bindparam("session_id"), _SESSIONS.c.status == CheckoutStatus.OPEN,
+    _SESSIONS.c.payment_intent_id.is_(None))
+
+
 def pay_local_offer(*, session_id: str, user_id: int, now: datetime) -> bool:
     """The local payment page's Pay, for the plain case, in one locked transaction: the
     seat given (``queue.sell_offer``), the payment authorised and captured in the ledger,
@@ -204,10 +213,7 @@ def pay_local_offer(*, session_id: str, user_id: int, now: datetime) -> bool:
     nothing was written, and the caller goes the way Stripe's payments go (authorise, then
     the signed webhook). Raises NotFound when the session is not the buyer's.
     """
-    page = db.session.execute(
-        select(_SESSIONS.c.entry_id, _SESSIONS.c.event_id, _SESSIONS.c.user_id,
-               _SESSIONS.c.status, _SESSIONS.c.amount_pence, _SESSIONS.c.payment_intent_id)
-        .where(_SESSIONS.c.id == session_id)).one_or_none()
+    page = db.session.execute(_READ_PAGE, {"session_id": session_id}).one_or_none()
     if page is None or page.user_id != user_id:
         raise NotFound("We couldn't find that payment.")
     if page.status != CheckoutStatus.OPEN or page.payment_intent_id is not None:
@@ -218,12 +224,9 @@ def pay_local_offer(*, session_id: str, user_id: int, now: datetime) -> bool:
     def record(ticket_id: int) -> None:
         gateway.record_captured(payment_id, session_id=session_id,
                                 amount_pence=page.amount_pence)
-        paid = db.session.execute(
-            update(_SESSIONS)
-            .where(_SESSIONS.c.id == session_id, _SESSIONS.c.status == CheckoutStatus.OPEN,
-                   _SESSIONS.c.payment_intent_id.is_(None))
-            .values(status=CheckoutStatus.PAID, payment_intent_id=payment_id,
-                    ticket_id=ticket_id)).rowcount
+        paid = db.session.execute(_MARK_PAID, {
+            "session_id": session_id, "status": CheckoutStatus.PAID,
+            "payment_intent_id": payment_id, "ticket_id": ticket_id}).rowcount
         if not paid:  # settled meanwhile (an expiry, another press): let the full way decide
             raise queue.TakeTheLongWay()
 

@@ -150,15 +150,21 @@ def _record_departure(event: Event, entry: WaitingListEntry) -> None:
     _record_departure_of(event.id, entry.seq)
 
 
-def _record_departure_of(event_id: int, seq: int) -> None:
+def _count_departure(dialect_insert):
     table = QueueDeparture.__table__
+    return dialect_insert(table).values(
+        event_id=bindparam("event_id"), block=bindparam("block"), departed=1,
+    ).on_conflict_do_update(index_elements=[table.c.event_id, table.c.block],
+                            set_={"departed": table.c.departed + 1})
+
+
+_COUNT_DEPARTURE = {"sqlite": _count_departure(sqlite_insert),
+                    "postgresql": _count_departure(postgresql_insert)}
+
+
+def _record_departure_of(event_id: int, seq: int) -> None:
     dialect = db.session.get_bind().dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = insert(table).values(event_id=event_id, block=block_of(seq), departed=1)
-    db.session.execute(statement.on_conflict_do_update(
-        index_elements=[table.c.event_id, table.c.block],
-        set_={"departed": table.c.departed + 1},
-    ))
+    db.session.execute(_COUNT_DEPARTURE[dialect], {"event_id": event_id, "block": block_of(seq)})
 
 
 # --------------------------------------------------------------------------- transitions
