@@ -217,7 +217,7 @@ def seed_ticket(event_id: int, email: str) -> None:
                                    f"({entry.status}).")
     ticket = queue.complete_purchase(entry_id=entry.id, user_id=user.id, now=now,
                                      payment_reference=f"seed-{entry.id}",
-                                     amount_pence=entry.event.price_pence)
+                                     amount_pence=db.session.get(Event, event_id).price_pence)
     click.echo(f"{ticket.id} {tickets.token_for(ticket)} {ticket.door_code}")
 
 

@@ -301,28 +301,28 @@ def _join_key() -> str:
     deduct_when=lambda response: response.status_code < 400,
 )
 def join(event_id: int):
+    user_id = current_user.id  # read once: the join's commit expires the loaded user
     try:
-        accounts.ensure_may_join(user_id=current_user.id)
+        accounts.ensure_may_join(user_id=user_id)
         # The buyer sees the outcome in this answer: a ticket held at once needs no email.
-        entry = queue.join_queue(event_id=event_id, user_id=current_user.id, now=now(),
-                                 watching=True)
+        entry = queue.join_queue(event_id=event_id, user_id=user_id, now=now(), watching=True)
     except ServiceError as error:  # refused: the widget again, saying why (unknown event: 404)
         return _after_action(event_id, error=error)
-    if entry.in_lobby:
-        return _after_action(event_id, message="You're in the lobby. At the on-sale time "
-                                               "everyone here gets a random place in line.")
     if entry.status == EntryStatus.OFFERED:
-        return _pay_at_once(event_id)
-    return _after_action(event_id, message="You're in the waiting list. We'll offer you a "
-                                           "ticket when one is free.")
+        return _pay_at_once(event_id, user_id)
+    if wants_fragment():
+        return _after_action(event_id)
+    # The event page's own status says it ("You're in the lobby", "You are number N in
+    # line"): no flash message, so the 303 leaves the signed session cookie as it was.
+    return redirect(url_for("events.show", event_id=event_id), code=303)
 
 
-def _pay_at_once(event_id: int):
+def _pay_at_once(event_id: int, user_id: int):
     """A ticket was free and held on joining: straight on to pay for it (one click from
     "Buy ticket" to the payment page; the hold keeps the seat meanwhile). Should the
     payment page be out of reach, the event page shows the held ticket and "Buy now"."""
     try:
-        url = purchases.start_checkout(event_id=event_id, user_id=current_user.id, now=now(),
+        url = purchases.start_checkout(event_id=event_id, user_id=user_id, now=now(),
                                        urls=checkout_urls())
     except ServiceError as error:
         return _after_action(event_id, message=f"A ticket is held for you. {error}")

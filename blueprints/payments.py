@@ -75,19 +75,21 @@ def stripe_webhook():
 def local_page(session_id: str):
     if current_app.config["PAYMENTS"] != "local":
         abort(404)  # with Stripe payments there is no local payment page
-    session = purchases.get_session(session_id=session_id, user_id=current_user.id)
+    user_id = current_user.id  # read once: paying commits, which expires the loaded user
     message, status = None, 200
     action = request.form.get("action")
     if request.method == "POST" and action == "pay":
         # A repeated (or parallel) press lands on the same result page as the first.
+        # (Someone else's session: NotFound, answered 404 like the page itself.)
         try:
-            webhooks.pay_locally(session_id=session.id, user_id=current_user.id, now=now())
+            webhooks.pay_locally(session_id=session_id, user_id=user_id, now=now())
         except (payments.PaymentError, Busy) as error:
             db.session.rollback()
             message, status = str(error), 503
         else:
-            return redirect(url_for("payments.success", session_id=session.id), code=303)
-    elif request.method == "POST" and session.status == CheckoutStatus.OPEN:
+            return redirect(url_for("payments.success", session_id=session_id), code=303)
+    session = purchases.get_session(session_id=session_id, user_id=user_id)
+    if request.method == "POST" and action != "pay" and session.status == CheckoutStatus.OPEN:
         if action == "cancel":
             return redirect(url_for("payments.cancel", session_id=session.id), code=303)
         if action == "decline":

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from extensions import db
 from models import OutboxItem
@@ -71,9 +71,15 @@ def _new() -> list[OutboxItem]:
     return db.session.info.setdefault("outbox_new", [])
 
 
+def _inserted() -> list[Handover]:
+    """Rows ``insert_rows`` wrote in the open unit of work (already with their ids)."""
+    return db.session.info.setdefault("outbox_inserted", [])
+
+
 def begin() -> None:
     """Start collecting the rows of a new unit of work."""
     _new().clear()
+    _inserted().clear()
 
 
 def add(kind: str, *args, now: datetime, run_at: datetime | None = None,
@@ -91,14 +97,35 @@ def add(kind: str, *args, now: datetime, run_at: datetime | None = None,
         _new().append(item)
 
 
+_INSERT = insert(OutboxItem.__table__).returning(OutboxItem.__table__.c.id,
+                                                 sort_by_parameter_order=True)
+
+
+def insert_rows(rows: list[tuple[str, tuple, datetime | None]], *, now: datetime) -> None:
+    """``add`` for the lean transitions, which write with Core statements rather than the
+    ORM: every (kind, args, run_at or None for at once) in one INSERT … RETURNING, handed
+    over after commit like the rows ``add`` writes."""
+    if not rows:
+        return
+    handed_at = now if _dispatcher else None
+    values = [{"kind": kind, "args": list(args), "run_at": run_at or now, "created_at": now,
+               "handed_at": handed_at} for kind, args, run_at in rows]
+    ids = db.session.execute(_INSERT, values).scalars().all()
+    _inserted().extend(Handover.of(item_id, value["kind"], value["args"], value["run_at"],
+                                   now=now) for item_id, value in zip(ids, values))
+
+
 def take_new(*, now: datetime) -> list[Handover]:
     """The rows added since ``begin``, flushed so they have ids; call just before commit."""
     items = list(_new())
     _new().clear()
+    handovers = list(_inserted())
+    _inserted().clear()
     if not items:
-        return []
+        return handovers
     db.session.flush()
-    return [Handover.of(item.id, item.kind, item.args, item.run_at, now=now) for item in items]
+    return handovers + [Handover.of(item.id, item.kind, item.args, item.run_at, now=now)
+                        for item in items]
 
 
 def relay_new(handovers: list[Handover], *, now: datetime) -> None:

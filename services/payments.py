@@ -23,7 +23,7 @@ from datetime import datetime
 
 import stripe
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
@@ -209,6 +209,9 @@ def account_status_from(account: dict) -> AccountStatus:
     )
 
 
+_INSERT_PAYMENT = insert(LocalPayment.__table__)
+
+
 class LocalGateway:
     """Payments without Stripe: the app's own payment page and ledger (``LocalPayment``).
 
@@ -286,6 +289,19 @@ class LocalGateway:
 
     # -- the local page's "Pay" button
 
+    @staticmethod
+    def new_payment_id() -> str:
+        return f"pi_local_{secrets.token_urlsafe(18)}"
+
+    def record_captured(self, payment_id: str, *, session_id: str, amount_pence: int) -> None:
+        """The ledger's row of a payment authorised and captured at once, written in the
+        transaction that gives its seat (``purchases.pay_local_offer``): the two commit
+        together or not at all, so no money is ever taken without a seat. A second payment
+        for the session breaks the ledger's unique index (IntegrityError)."""
+        db.session.execute(_INSERT_PAYMENT, {
+            "id": payment_id, "checkout_session_id": session_id, "amount_pence": amount_pence,
+            "status": "succeeded"})
+
     def authorize(self, session: CheckoutSession) -> dict:
         """Authorise the card (in the ledger) and return the Stripe-shaped event to deliver.
 
@@ -296,7 +312,7 @@ class LocalGateway:
         """
         payment_id = self.completed_payment(session.id)
         if payment_id is None:
-            payment_id = f"pi_local_{secrets.token_urlsafe(18)}"
+            payment_id = self.new_payment_id()
             db.session.add(LocalPayment(id=payment_id, checkout_session_id=session.id,
                                         amount_pence=session.amount_pence))
             session.payment_intent_id = payment_id

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
@@ -23,12 +23,13 @@ from models import (
     CheckoutSession,
     CheckoutStatus,
     EntryStatus,
+    Event,
     Ticket,
     TicketStatus,
     User,
     WaitingListEntry,
 )
-from services import NotFound, ServiceError, payments, queue, queue_reads, timezones
+from services import NotFound, ServiceError, payments, queue, timezones
 from services.fees import platform_fee
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,34 @@ class PurchaseError(ServiceError):
     status_code = 409
 
 
-def _live_offer(event_id: int, user_id: int, now: datetime) -> WaitingListEntry:
-    status = queue_reads.queue_status(event_id=event_id, user_id=user_id, now=now)
-    if status.status != queue_reads.ViewerStatus.OFFERED:
+def _live_offer(event_id: int, user_id: int, now: datetime):
+    """The buyer's live offer for the event with what paying for it needs (the event, its
+    organizer's payment account, the buyer's address, any payment page made for it), in
+    one read; PurchaseError when they hold none."""
+    entries, events = WaitingListEntry.__table__, Event.__table__
+    organizer, buyer, pages = User.__table__.alias(), User.__table__.alias(), _SESSIONS
+    offer = db.session.execute(
+        select(entries.c.id, entries.c.offer_expires_at, events.c.id.label("event_id"),
+               events.c.name, events.c.price_pence, events.c.timezone,
+               organizer.c.stripe_connect_id, organizer.c.stripe_charges_enabled,
+               buyer.c.email, pages.c.status.label("page_status"),
+               pages.c.url.label("page_url"))
+        .join(events, events.c.id == entries.c.event_id)
+        .join(organizer, organizer.c.id == events.c.organizer_id)
+        .join(buyer, buyer.c.id == entries.c.user_id)
+        .outerjoin(pages, pages.c.entry_id == entries.c.id)
+        .where(entries.c.event_id == event_id, entries.c.user_id == user_id,
+               entries.c.status == EntryStatus.OFFERED, entries.c.offer_expires_at > now,
+               ~exists().where(Ticket.event_id == event_id, Ticket.user_id == user_id,
+                               Ticket.status.in_(TicketStatus.LIVE)))
+    ).one_or_none()
+    if offer is None:
         raise PurchaseError("You don't hold a ticket offer for this event any more. "
                             "Join the waiting list to get one.")
-    return status.entry
+    return offer
+
+
+_SESSIONS = CheckoutSession.__table__
 
 
 @dataclass(frozen=True)
@@ -73,52 +96,47 @@ def start_checkout(*, event_id: int, user_id: int, now: datetime, urls: Checkout
 
     Free events need no payment: the ticket is issued at once and its page returned.
     """
-    entry = _live_offer(event_id, user_id, now)
-    event = entry.event
-    if event.price_pence == 0:
-        ticket = queue.complete_purchase(entry_id=entry.id, user_id=user_id,
-                                         payment_reference=f"free-{entry.id}",
+    offer = _live_offer(event_id, user_id, now)
+    if offer.price_pence == 0:
+        ticket = queue.complete_purchase(entry_id=offer.id, user_id=user_id,
+                                         payment_reference=f"free-{offer.id}",
                                          amount_pence=0, now=now)
         return urls.ticket(ticket.id)
-    existing = db.session.scalar(
-        select(CheckoutSession).where(CheckoutSession.entry_id == entry.id))
-    if existing is not None:
-        if existing.status == CheckoutStatus.OPEN:
-            return existing.url
+    if offer.page_status is not None:
+        if offer.page_status == CheckoutStatus.OPEN:
+            return offer.page_url
         raise PurchaseError("This offer's payment has already been handled.")
     gateway = payments.gateway()
-    organizer = event.organizer
-    destination = organizer.stripe_connect_id if gateway.name == "stripe" else None
-    if gateway.name == "stripe" and not (destination and organizer.stripe_charges_enabled):
+    destination = offer.stripe_connect_id if gateway.name == "stripe" else None
+    if gateway.name == "stripe" and not (destination and offer.stripe_charges_enabled):
         raise PurchaseError("The organizer can't take payments yet. Please try again later.")
-    buyer = db.session.get(User, user_id)
-    fee = platform_fee(event.price_pence)
-    metadata = {"event_id": str(event.id), "user_id": str(user_id), "entry_id": str(entry.id)}
+    fee = platform_fee(offer.price_pence)
+    metadata = {"event_id": str(offer.event_id), "user_id": str(user_id),
+                "entry_id": str(offer.id)}
     session = gateway.create_checkout_session(
-        key=f"checkout-entry-{entry.id}",
-        amount_pence=event.price_pence,
+        key=f"checkout-entry-{offer.id}",
+        amount_pence=offer.price_pence,
         fee_pence=fee,
         # Stripe's page shows this: how long the hold lasts, in the event's zone.
-        description=f"Ticket: {event.name} (held for you until "
-                    f"{timezones.clock(entry.offer_expires_at, event.timezone)})",
+        description=f"Ticket: {offer.name} (held for you until "
+                    f"{timezones.clock(offer.offer_expires_at, offer.timezone)})",
         metadata=metadata,
         success_url=urls.success,
         cancel_url=urls.cancel,
-        expires_at=max(entry.offer_expires_at, now + STRIPE_MIN_SESSION),
+        expires_at=max(offer.offer_expires_at, now + STRIPE_MIN_SESSION),
         destination=destination,
-        customer_email=buyer.email,
+        customer_email=offer.email,
     )
     page = session.url if session.url is not None else urls.local_page(session.id)
-    db.session.add(CheckoutSession(
-        id=session.id, entry_id=entry.id, event_id=event.id, user_id=user_id,
-        amount_pence=event.price_pence, fee_pence=fee, url=page,
-    ))
     try:
+        db.session.execute(insert(_SESSIONS).values(
+            id=session.id, entry_id=offer.id, event_id=offer.event_id, user_id=user_id,
+            amount_pence=offer.price_pence, fee_pence=fee, url=page))
         db.session.commit()
     except IntegrityError:  # a double click made the same (idempotent) session
         db.session.rollback()
         return db.session.scalar(
-            select(CheckoutSession.url).where(CheckoutSession.entry_id == entry.id))
+            select(CheckoutSession.url).where(CheckoutSession.entry_id == offer.id))
     return page
 
 
@@ -173,6 +191,49 @@ def fulfil_checkout(*, session_id: str, payment_intent_id: str,
         raise payments.PaymentError(f"Payment {payment_intent_id} is {status}; not captured yet.")
     session.ticket_id = ticket.id
     return _settle(session, CheckoutStatus.PAID)
+
+
+_READ_PAGE = select(
+    _SESSIONS.c.entry_id, _SESSIONS.c.event_id, _SESSIONS.c.user_id, _SESSIONS.c.status,
+    _SESSIONS.c.amount_pence, _SESSIONS.c.payment_intent_id,
+).where(_SESSIONS.c.id == bindparam("session_id"))
+_MARK_PAID = update(_SESSIONS).where(
+    _SESSIONS.c.id == bindparam("session_id"), _SESSIONS.c.status == CheckoutStatus.OPEN,
+    _SESSIONS.c.payment_intent_id.is_(None))
+
+
+def pay_local_offer(*, session_id: str, user_id: int, now: datetime) -> bool:
+    """The local payment page's Pay, for the plain case, in one locked transaction: the
+    seat given (``queue.sell_offer``), the payment authorised and captured in the ledger,
+    and the session marked paid, committed together (no webhook round: the local gateway
+    is our own ledger, so there is nothing to authorise first and capture later).
+
+    Returns False when the case is not the plain one (the session is not open, a payment
+    was recorded for it already, the offer is not live, or this sale sells the event out):
+    nothing was written, and the caller goes the way Stripe's payments go (authorise, then
+    the signed webhook). Raises NotFound when the session is not the buyer's.
+    """
+    page = db.session.execute(_READ_PAGE, {"session_id": session_id}).one_or_none()
+    if page is None or page.user_id != user_id:
+        raise NotFound("We couldn't find that payment.")
+    if page.status != CheckoutStatus.OPEN or page.payment_intent_id is not None:
+        return False
+    gateway = payments.gateway()
+    payment_id = gateway.new_payment_id()
+
+    def record(ticket_id: int) -> None:
+        gateway.record_captured(payment_id, session_id=session_id,
+                                amount_pence=page.amount_pence)
+        paid = db.session.execute(_MARK_PAID, {
+            "session_id": session_id, "status": CheckoutStatus.PAID,
+            "payment_intent_id": payment_id, "ticket_id": ticket_id}).rowcount
+        if not paid:  # settled meanwhile (an expiry, another press): let the full way decide
+            raise queue.TakeTheLongWay()
+
+    return queue.sell_offer(
+        entry_id=page.entry_id, event_id=page.event_id, user_id=user_id,
+        payment_reference=payment_id, amount_pence=page.amount_pence, now=now,
+        record=record) is not None
 
 
 def _release_money(session: CheckoutSession, gateway) -> CheckoutSession:

@@ -22,10 +22,12 @@ Every function takes ``now``, so tests can move the clock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -45,7 +47,7 @@ from models import (
     WaitingListEntry,
 )
 from services import Busy, Forbidden, NotFound, ServiceError, draws, notifications, outbox
-from services.locking import UnitOfWork, lock_event
+from services.locking import EventRead, UnitOfWork, lock_event, lock_event_row
 from services.queue_reads import active_entry, block_of, forget_event_clock, live_ticket
 
 log = logging.getLogger(__name__)
@@ -145,14 +147,24 @@ def offer_seconds() -> int:
 
 def _record_departure(event: Event, entry: WaitingListEntry) -> None:
     """Count an entry leaving the active queue in its block (caller holds the lock)."""
+    _record_departure_of(event.id, entry.seq)
+
+
+def _count_departure(dialect_insert):
     table = QueueDeparture.__table__
+    return dialect_insert(table).values(
+        event_id=bindparam("event_id"), block=bindparam("block"), departed=1,
+    ).on_conflict_do_update(index_elements=[table.c.event_id, table.c.block],
+                            set_={"departed": table.c.departed + 1})
+
+
+_COUNT_DEPARTURE = {"sqlite": _count_departure(sqlite_insert),
+                    "postgresql": _count_departure(postgresql_insert)}
+
+
+def _record_departure_of(event_id: int, seq: int) -> None:
     dialect = db.session.get_bind().dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = insert(table).values(event_id=event.id, block=block_of(entry.seq), departed=1)
-    db.session.execute(statement.on_conflict_do_update(
-        index_elements=[table.c.event_id, table.c.block],
-        set_={"departed": table.c.departed + 1},
-    ))
+    db.session.execute(_COUNT_DEPARTURE[dialect], {"event_id": event_id, "block": block_of(seq)})
 
 
 # --------------------------------------------------------------------------- transitions
@@ -232,8 +244,31 @@ def offer_next(event: Event, *, now: datetime) -> list[WaitingListEntry]:
     return waiters
 
 
-def join_queue(*, event_id: int, user_id: int, now: datetime,
-               watching: bool = False) -> WaitingListEntry:
+@dataclass(frozen=True)
+class Joined:
+    """What a join made: the new entry, as written (read nothing back to learn it)."""
+
+    id: int
+    event_id: int
+    user_id: int
+    seq: int
+    status: str
+    ref: str
+    joined_at: datetime
+    offered_at: datetime | None = None
+    offer_expires_at: datetime | None = None
+
+    @property
+    def in_lobby(self) -> bool:
+        return self.status == EntryStatus.WAITING and self.seq < 0
+
+    @classmethod
+    def of(cls, entry: WaitingListEntry) -> Joined:
+        return cls(entry.id, entry.event_id, entry.user_id, entry.seq, entry.status, entry.ref,
+                   entry.joined_at, entry.offered_at, entry.offer_expires_at)
+
+
+def join_queue(*, event_id: int, user_id: int, now: datetime, watching: bool = False) -> Joined:
     """Join the event's waiting list: offered at once if a ticket is free and nobody waits.
 
     ``watching``: the buyer sees the outcome as they join (the web page), so a ticket held
@@ -242,7 +277,174 @@ def join_queue(*, event_id: int, user_id: int, now: datetime,
     Before a scheduled on-sale, the entry waits in the lobby instead, with no place in line
     until the draw. The transition draws the lobby first if the on-sale time has come, so a
     join racing that instant lands either in the lobby (and is drawn) or behind it.
+
+    The join is the rush's hot path, so the usual case is written in Core statements
+    (``lean_transition``): the lock and every refusal check in one or two reads, then the
+    entry, the event's counters, the audit rows and the outbox rows, one statement each.
+    The rare cases that need the whole transition take it (``_join_in_transition``).
     """
+    try:
+        with lean_transition(event_id, now=now, read=_JOIN_READ,
+                             params={"user_id": user_id}) as event:
+            return _join_lean(event, user_id=user_id, now=now, watching=watching)
+    except TakeTheLongWay:
+        pass
+    return Joined.of(_join_in_transition(event_id=event_id, user_id=user_id, now=now,
+                                         watching=watching))
+
+
+_EVENTS = Event.__table__
+_ENTRIES = WaitingListEntry.__table__
+_TICKETS = Ticket.__table__
+_AUDIT = AuditEntry.__table__
+# What a lean transition reads of the event row (what ``Event``'s rules need).
+_EVENT_COLUMNS = [_EVENTS.c[name] for name in (
+    "id", "organizer_id", "published_at", "cancelled_at", "starts_at", "total_tickets",
+    "sold_count", "offered_count", "waiting_count", "last_seq", "queue_version",
+    "sale_starts_at", "drawn_at", "lobby_count", "lobby_seq")]
+# Bound parameters of the statements below, which are built once (a request binds values).
+_EVENT_ID, _USER_ID, _NOW = bindparam("event_id"), bindparam("user_id"), bindparam("now")
+# Whether an offer of the event is past its deadline: the full transition expires it first.
+_OFFER_DUE = exists().where(
+    _ENTRIES.c.event_id == _EVENT_ID, _ENTRIES.c.status == EntryStatus.OFFERED,
+    _ENTRIES.c.offer_expires_at <= _NOW).label("offer_due")
+_JOIN_READ = EventRead(_EVENT_COLUMNS, [
+    _OFFER_DUE,
+    exists().where(_TICKETS.c.event_id == _EVENT_ID, _TICKETS.c.user_id == _USER_ID,
+                   _TICKETS.c.status.in_(TicketStatus.LIVE)).label("has_ticket"),
+    exists().where(_ENTRIES.c.event_id == _EVENT_ID, _ENTRIES.c.user_id == _USER_ID,
+                   _ENTRIES.c.status.in_(EntryStatus.ACTIVE)).label("in_line"),
+])
+_INSERT_ENTRY = insert(_ENTRIES).returning(_ENTRIES.c.id)
+_INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
+_INSERT_AUDIT = insert(_AUDIT)
+# The SET clause is the columns a request binds (besides ``target_id``).
+_UPDATE_EVENT = update(_EVENTS).where(_EVENTS.c.id == bindparam("target_id"))
+_UPDATE_ENTRY = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("target_id"))
+
+
+class TakeTheLongWay(Exception):
+    """A lean transition met a case it leaves to the full one; nothing was written."""
+
+
+class lean_transition(UnitOfWork):
+    """A transition in Core statements, as ``with lean_transition(event_id, now=now,
+    read=…, params=…) as event``: the same lock, the same single commit with the outbox
+    rows, and the same forgetting of the event's clock after it as ``transition``, but the
+    event comes back as the plain values ``read`` reads as the lock is taken (an
+    ``EventRead`` bound by the event's id, ``now`` and ``params``), not as an ORM object.
+
+    It does not draw a lobby nor expire offers: when either is due, entering raises
+    ``TakeTheLongWay`` (rolled back), and the caller takes the full ``transition``.
+    ``read`` must check ``offer_due`` (``_OFFER_DUE``)."""
+
+    def __init__(self, event_id: int, *, now: datetime, read: EventRead, params: dict):
+        super().__init__(now=now)
+        self.event_id, self.read = event_id, read
+        self.params = {**params, "event_id": event_id, "now": now}
+
+    def __enter__(self):
+        super().__enter__()
+        event = lock_event_row(self.read, self.params)
+        if event is None:
+            db.session.rollback()
+            raise NotFound("We couldn't find that event.")
+        awaits_draw = (event.sale_starts_at is not None and event.drawn_at is None
+                       and event.cancelled_at is None)
+        event.awaits_draw = awaits_draw
+        event.free = event.total_tickets - event.sold_count - event.offered_count
+        if (event.offer_due or (awaits_draw and event.sale_starts_at <= self.now
+                                and event.published_at is not None)):
+            db.session.rollback()
+            raise TakeTheLongWay()
+        return event
+
+    def after_commit(self) -> None:
+        forget_event_clock(self.event_id)
+
+
+def _refuse_join(event, user_id: int, now: datetime) -> None:
+    """The refusals of a join, in the order the full transition checks them."""
+    if event.published_at is None:
+        raise NotFound("We couldn't find that event.")
+    if event.cancelled_at is not None:
+        raise QueueError("This event was cancelled.")
+    if event.starts_at <= now:
+        raise QueueError("This event has already taken place.")
+    if event.organizer_id == user_id:
+        raise QueueError("You organize this event, so you can't buy a ticket for it.")
+    if event.has_ticket:
+        raise QueueError("You already have a ticket for this event.")
+    if event.in_line:
+        raise QueueError("You're already in the lobby for this event."
+                         if event.awaits_draw else
+                         "You're already in the waiting list for this event.")
+
+
+def _join_lean(event, *, user_id: int, now: datetime, watching: bool) -> Joined:
+    """The join's writes (caller holds the lock): the same rows, counters and follow-ups
+    as ``_join_in_transition`` writes, as Core statements."""
+    _refuse_join(event, user_id, now)
+    if not event.awaits_draw and event.free > 0 and event.waiting_count > 0:
+        raise TakeTheLongWay()  # a free ticket is owed to someone waiting: offer_next first
+    counters = {"queue_version": event.queue_version + 1}
+    offered_at = expires_at = None
+    if event.awaits_draw:
+        counters.update(lobby_seq=event.lobby_seq + 1, lobby_count=event.lobby_count + 1)
+        seq, status = -(event.lobby_seq + 1), EntryStatus.WAITING  # the draw gives the place
+    else:
+        seq = event.last_seq + 1
+        counters["last_seq"] = seq
+        if event.free > 0:  # and nobody waits (above)
+            status, offered_at = EntryStatus.OFFERED, now
+            expires_at = now + timedelta(seconds=offer_seconds())
+            counters["offered_count"] = event.offered_count + 1
+        else:
+            status = EntryStatus.WAITING
+            counters["waiting_count"] = event.waiting_count + 1
+    ref = draws.new_entry_ref()
+    try:
+        entry_id = db.session.execute(_INSERT_ENTRY, {
+            "event_id": event.id, "user_id": user_id, "seq": seq, "status": status,
+            "joined_at": now, "offered_at": offered_at, "offer_expires_at": expires_at,
+            "ref": ref}).scalar_one()
+    except IntegrityError as error:  # the database's own guard; the lock should prevent it
+        raise QueueError("You're already in the waiting list for this event.") from error
+    db.session.execute(_UPDATE_EVENT, {"target_id": event.id, **counters})
+    joined = Joined(entry_id, event.id, user_id, seq, status, ref, now, offered_at, expires_at)
+    audit = [_audit_row(event.id, AuditAction.JOINED, now=now, user_id=user_id, actor_id=user_id,
+                        entry_id=entry_id, reason="in the lobby" if joined.in_lobby else "")]
+    follow_ups = []
+    if joined.in_lobby:
+        follow_ups.append(("send_notification", (
+            notifications.kind_for(AuditAction.JOINED, event_cancelled=False, in_lobby=True),
+            entry_id), None))
+    if status == EntryStatus.OFFERED:
+        audit.append(_audit_row(event.id, AuditAction.OFFERED, now=now, user_id=user_id,
+                                entry_id=entry_id, reason="a ticket was free on joining"))
+        follow_ups.append(("expire_offer", (entry_id,), expires_at))
+        if not watching:
+            follow_ups.append(("send_notification", (
+                notifications.kind_for(AuditAction.OFFERED, event_cancelled=False), entry_id),
+                None))
+    db.session.execute(_INSERT_AUDIT, audit)
+    outbox.insert_rows(follow_ups, now=now)
+    return joined
+
+
+def _audit_row(event_id: int, action: str, *, now: datetime, user_id: int,
+               actor_id: int | None = None, entry_id: int | None = None,
+               ticket_id: int | None = None, reason: str = "") -> dict:
+    return {"event_id": event_id, "action": action, "subject_id": user_id,
+            "actor_id": actor_id, "entry_id": entry_id, "ticket_id": ticket_id,
+            "reason": reason, "created_at": now}
+
+
+def _join_in_transition(*, event_id: int, user_id: int, now: datetime,
+                        watching: bool) -> WaitingListEntry:
+    """The join as a full transition (the ORM way): when the lobby is due to be drawn, an
+    offer is past its deadline, or a free ticket is still to be offered to someone waiting,
+    all of which entering the transition or ``offer_next`` settle first."""
     with transition(event_id, now=now) as event:
         if not event.is_published:
             raise NotFound("We couldn't find that event.")
@@ -468,6 +670,75 @@ def complete_purchase(*, entry_id: int, user_id: int, payment_reference: str,
             raise
         return existing
     return ticket
+
+
+_THIS_ENTRY = select(_ENTRIES.c.status).where(
+    _ENTRIES.c.id == bindparam("entry_id"), _ENTRIES.c.event_id == _EVENT_ID,
+    _ENTRIES.c.user_id == _USER_ID)
+_SELL_READ = EventRead(_EVENT_COLUMNS, [
+    _OFFER_DUE,
+    _THIS_ENTRY.scalar_subquery().label("entry_status"),
+    _THIS_ENTRY.with_only_columns(_ENTRIES.c.seq).scalar_subquery().label("entry_seq"),
+    exists().where(_TICKETS.c.payment_reference == bindparam("payment_reference"))
+    .label("paid_before"),
+    exists().where(_TICKETS.c.event_id == _EVENT_ID,
+                   _TICKETS.c.status != TicketStatus.CANCELLED).label("sold_before"),
+])
+
+
+def sell_offer(*, entry_id: int, event_id: int, user_id: int, payment_reference: str,
+               amount_pence: int, now: datetime, record: Callable[[int], None]) -> int | None:
+    """``complete_purchase`` for the plain case, as a ``lean_transition``: ``user_id``'s own
+    offer, live (no offer of the event past its deadline), no ticket yet for this payment,
+    no free ticket owed to someone waiting, and not the sale that sells the event out (the
+    organizer's "sold out" email and its audit row take the full way). The same rows,
+    counters and follow-ups as ``complete_purchase`` writes; ``record(ticket_id)`` writes the
+    payment's own rows in the same transaction (it raises ``TakeTheLongWay`` to give up).
+
+    Returns the new ticket's id, or None when the case is not the plain one (or a parallel
+    write got there first): nothing was written, and ``complete_purchase`` decides.
+    """
+    try:
+        with lean_transition(event_id, now=now, read=_SELL_READ, params={
+                "user_id": user_id, "entry_id": entry_id,
+                "payment_reference": payment_reference}) as event:
+            if (event.entry_status != EntryStatus.OFFERED or event.paid_before
+                    or (event.free > 0 and event.waiting_count > 0)
+                    or event.sold_count + 1 >= event.total_tickets):
+                raise TakeTheLongWay()
+            return _sell_lean(event, entry_id=entry_id, user_id=user_id, now=now,
+                              payment_reference=payment_reference, amount_pence=amount_pence,
+                              record=record)
+    except (TakeTheLongWay, IntegrityError):
+        return None
+
+
+def _sell_lean(event, *, entry_id: int, user_id: int, payment_reference: str,
+               amount_pence: int, now: datetime, record: Callable[[int], None]) -> int:
+    """The writes of ``sell_offer`` (caller holds the lock and checked the case)."""
+    db.session.execute(_UPDATE_ENTRY, {
+        "target_id": entry_id, "status": EntryStatus.PURCHASED,
+        "end_reason": EndReason.PURCHASED, "ended_at": now})
+    _record_departure_of(event.id, event.entry_seq)
+    ticket_id = db.session.execute(_INSERT_TICKET, {
+        "event_id": event.id, "user_id": user_id, "entry_id": entry_id,
+        "status": TicketStatus.VALID, "purchased_at": now, "amount_pence": amount_pence,
+        "payment_reference": payment_reference}).scalar_one()
+    # As ``_end`` (the offer ends) and the purchase itself: two changes of the queue.
+    db.session.execute(_UPDATE_EVENT, {
+        "target_id": event.id, "offered_count": event.offered_count - 1,
+        "sold_count": event.sold_count + 1, "queue_version": event.queue_version + 2})
+    db.session.execute(_INSERT_AUDIT, _audit_row(
+        event.id, AuditAction.PURCHASED, now=now, user_id=user_id, actor_id=user_id,
+        entry_id=entry_id, ticket_id=ticket_id,
+        reason=f"payment {payment_reference}" if amount_pence else "free ticket"))
+    follow_ups = [("send_notification", (notifications.kind_for(
+        AuditAction.PURCHASED, event_cancelled=False), ticket_id), None)]
+    if not event.sold_before:  # the organizer's first sale (``organizer_notices``)
+        follow_ups.append(("send_notification", ("first_sale", ticket_id), None))
+    outbox.insert_rows(follow_ups, now=now)
+    record(ticket_id)
+    return ticket_id
 
 
 def _can_honour(event: Event, entry: WaitingListEntry, now: datetime) -> bool:

@@ -2,7 +2,8 @@
 
 Stripe retries and reorders deliveries, so every event is recorded by id and each handler
 reads the state it leaves behind (``services/purchases.py`` does the buying). The local
-payment page delivers its results through the very same path (``pay_locally``).
+payment page delivers its results through the very same path (``pay_locally``), but for
+the plain case, which it pays in one locked transaction.
 """
 
 from __future__ import annotations
@@ -165,19 +166,24 @@ _HANDLERS = {
 }
 
 
-def pay_locally(*, session_id: str, user_id: int, now: datetime) -> CheckoutSession:
-    """The local payment page's Pay button: authorise, then deliver the completion as a
-    signed event through the webhook path, exactly as Stripe would.
+def pay_locally(*, session_id: str, user_id: int, now: datetime) -> None:
+    """The local payment page's Pay button.
+
+    The plain case (a live offer, an open session, not the last ticket) is paid in one
+    locked transaction (``purchases.pay_local_offer``). Every other case goes the way a
+    Stripe payment goes: authorise, then deliver the completion as a signed event through
+    the webhook path, so late payments, the last ticket and lost races follow Stripe's rules.
 
     Pressing Pay again, or several times at once, authorises one payment and issues one
-    ticket; a session that is no longer open is returned as it is. Raises NotFound (not
-    the buyer's, or payments are not local), PaymentError or Busy (try again).
+    ticket; a session that is no longer open is left as it is. Raises NotFound (not the
+    buyer's, or payments are not local), PaymentError or Busy (try again).
     """
     gateway = payments.gateway()
-    session = purchases.get_session(session_id=session_id, user_id=user_id)
     if gateway.name != "local":
         raise NotFound("We couldn't find that payment.")
+    if purchases.pay_local_offer(session_id=session_id, user_id=user_id, now=now):
+        return
+    session = purchases.get_session(session_id=session_id, user_id=user_id)
     if session.status == CheckoutStatus.OPEN:
         payload, signature = payments.signed_local_event(gateway.authorize(session))
         receive_webhook(payload, signature, now=now)
-    return session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -83,6 +84,33 @@ def test_a_second_buyer_waits_and_sees_their_position(client, auth, event, ann):
     assert re.fullmatch(r"[0-9a-f]{16}", status.pop("entry-ref"))
     assert status == {"status": "waiting", "position": "2", "poll-seconds": "2"}
     assert "You are number 2 in line" in html
+
+
+@pytest.mark.parametrize("sale", ["open", "lobby"])
+def test_a_join_that_waits_sets_no_cookie_and_the_page_says_where_you_are(
+        app, client, auth, ann, sale):
+    """The join's 303 re-signs no session (no flash message): the event page's own status
+    says what happened, in the line or in the lobby."""
+    starts = ({"sale_starts_at": datetime.now(timezone.utc) + timedelta(hours=2)}
+              if sale == "lobby" else {})
+    event = make_event(total_tickets=1, **starts)
+    if sale == "open":
+        client.post(f"/events/{event.id}/join")  # Ann holds the one ticket
+        auth.logout()
+        auth.login(make_user())
+
+    response = client.post(f"/events/{event.id}/join")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/events/{event.id}"
+    assert "Set-Cookie" not in response.headers
+    page = client.get(f"/events/{event.id}").get_data(as_text=True)
+    if sale == "lobby":
+        assert hook(page, "queue-status")["status"] == "lobby"
+        assert "You're in the lobby" in page
+    else:
+        assert hook(page, "queue-status")["status"] == "waiting"
+        assert "You are number 2 in line" in page
 
 
 def test_releasing_an_offer_passes_it_on(client, auth, event, ann):
