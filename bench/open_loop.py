@@ -28,6 +28,7 @@ the event is recounted from its rows and tests/support/invariants.py checks ever
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import random
@@ -302,7 +303,8 @@ class Run:
                 w.interval = poll
                 if status == EntryStatus.OFFERED and w.offer_seen_at is None:
                     self.saw_offer(w)
-                elif status == EntryStatus.EXPIRED and w.offer_seen_at is not None:
+                elif (status == EntryStatus.EXPIRED and w.offer_seen_at is not None
+                      and not w.lapse_seen):
                     w.lapse_seen = True
                     self.lapses_seen += 1
             if w.interval is None:
@@ -439,7 +441,7 @@ def outcomes(event_id: int, since: datetime, run: Run) -> dict:
     offered_at = dict(db.session.execute(select(WaitingListEntry.user_id,
                                                 WaitingListEntry.offered_at)
                                          .where(entries, WaitingListEntry.offered_at >= since))
-                      .tuples().all())
+                      .all())
     reached = [(w.offer_seen_at - offered_at[w.user_id]).total_seconds()
                for w in run.waiters if w.offer_seen_at and w.user_id in offered_at]
     return {
@@ -572,15 +574,23 @@ def tables(results: list[dict]) -> str:
     return "\n".join(out)
 
 
-def main(settings: Settings | None = None) -> None:
-    settings = settings or Settings()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.open_loop", description=__doc__
+                                     .split("\n\n")[0])
+    defaults = Settings()
+    parser.add_argument("--waiters", type=int, default=defaults.waiters)
+    parser.add_argument("--seconds", type=float, default=defaults.seconds)
+    parser.add_argument("--joiners", type=int, default=defaults.joiners)
+    parser.add_argument("--sqlite-only", action="store_true")
+    args = parser.parse_args(argv or [])  # make bench: the defaults
+    settings = Settings(waiters=args.waiters, seconds=args.seconds, joiners=args.joiners)
     results = []
     with tempfile.TemporaryDirectory(prefix="tickethub-open-loop-") as tmp, \
             postgres_server() as pg_url:
         tmp = Path(tmp)
         log("open-loop waiting room on sqlite…")
         results.append(run_once(tmp / "sqlite", settings))
-        if pg_url:
+        if pg_url and not args.sqlite_only:
             log("open-loop waiting room on postgresql…")
             results.append(run_once(tmp / "postgresql", settings, database="postgresql",
                                     postgres_url=create_database(pg_url)))
@@ -589,4 +599,4 @@ def main(settings: Settings | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
