@@ -311,15 +311,16 @@ class Run:
                 return
             due += w.interval
 
-    def saw_offer(self, w: Waiter) -> None:
+    def saw_offer(self, w: Waiter, at: float | None = None) -> None:
         self.offers_seen += 1
         w.offer_seen_at = datetime.now(timezone.utc)
+        at = asyncio.get_running_loop().time() if at is None else at
         names, weights = zip(*self.s.choices)
         w.choice = self.rng.choices(names, weights)[0]
         if w.choice == "lapse" and w.initial_holder:
             w.choice = "release"
         if w.choice != "lapse":
-            w.act_at = asyncio.get_running_loop().time() + self.rng.uniform(*self.s.act_after)
+            w.act_at = at + self.rng.uniform(*self.s.act_after)
 
     async def act(self, w: Waiter) -> None:
         now = asyncio.get_running_loop().time
@@ -352,6 +353,9 @@ class Run:
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         self.start = loop.time() + 0.5
         self.end = self.start + self.s.seconds
+        for w in self.waiters:
+            if w.initial_holder:  # the page they have open shows the offer already
+                self.saw_offer(w, at=self.start)
         people = [self.wait(w, self.start + self.rng.uniform(0, w.interval))
                   for w in self.waiters]
         moments = sorted(self.rng.uniform(self.start, self.end) for _ in joiners)
@@ -546,7 +550,8 @@ def tables(results: list[dict]) -> str:
             ("polls/s answered", f"{run.polls.answered / window:,.1f}"),
             ("offers made during the run (+ held at its start)",
              f"{c['offers_made']:,} (+{s.live_offers})"),
-            ("offers seen by their holders' polls", f"{run.offers_seen:,}"),
+            ("offers seen by their holders (those held at the start: on the page they have "
+             "open)", f"{run.offers_seen:,}"),
             ("an offer made during the run reached its holder in, s (p50 / max)",
              f"{statistics.median(reached):.1f} / {reached[-1]:.1f}" if reached else "-"),
             ("tickets sold / offers released / lapsed (passed on by the consumer)",
