@@ -117,6 +117,13 @@ class Client:
 
     async def _worker(self) -> None:
         reader = writer = None
+
+        def drop() -> None:
+            nonlocal reader, writer
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+
         try:
             while True:
                 raw, future = await self.jobs.get()
@@ -124,36 +131,31 @@ class Client:
                     fresh = writer is None or reader.at_eof()
                     try:
                         if fresh:
-                            if writer is not None:
-                                writer.close()
+                            drop()
                             reader, writer = await asyncio.open_connection(self.host, self.port)
                             self.connects += 1
                         writer.write(raw)
                         answer = await asyncio.wait_for(self._read(reader), self.timeout)
-                    except (ConnectionError, asyncio.IncompleteReadError) as error:
-                        writer.close()
-                        writer = None
-                        idle_close = (isinstance(error, asyncio.IncompleteReadError)
-                                      and not error.partial) or isinstance(error, ConnectionError)
-                        # A kept-alive connection the server closed while idle (gunicorn's
-                        # keep-alive is 2 s) had not read the request: send it once more.
-                        if fresh or attempt or not idle_close:
-                            future.set_result(error)
-                            break
-                    except TimeoutError as error:
-                        writer.close()
-                        writer = None
+                    except (TimeoutError, ValueError, asyncio.LimitOverrunError) as error:
+                        drop()  # no answer in time, or not HTTP: a failure, counted
                         future.set_result(error)
                         break
+                    except (OSError, asyncio.IncompleteReadError) as error:
+                        drop()
+                        # A kept-alive connection the server closed while idle (gunicorn's
+                        # keep-alive is 2 s) had not read the request: send it once more.
+                        unread = isinstance(error, ConnectionError) or (
+                            isinstance(error, asyncio.IncompleteReadError) and not error.partial)
+                        if fresh or attempt or not unread:
+                            future.set_result(error)
+                            break
                     else:
                         if answer.headers.get(b"connection", b"").lower() == b"close":
-                            writer.close()
-                            writer = None
+                            drop()
                         future.set_result(answer)
                         break
         finally:
-            if writer is not None:
-                writer.close()
+            drop()
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader) -> Answer:

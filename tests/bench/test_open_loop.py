@@ -6,9 +6,12 @@ No timing is asserted: the figures are the benchmark's to report."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from bench.open_loop import Settings, run_once, verdict
+from bench.open_loop import Client, Settings, run_once, verdict
+from tests.support.ports import free_port
 from tests.support.postgres import create_database
 from tests.support.required import not_installed
 
@@ -45,3 +48,16 @@ def test_the_harness_counts_what_the_server_did(database, tmp_path, request):
     assert counts["oversold"] == 0 and counts["invariants"] == "hold"
     assert result["drained_s"] is not None
     assert verdict(result)["invariants held"]
+
+
+def test_a_request_nobody_answers_is_counted_as_failed_not_lost():
+    async def ask() -> object:
+        client = Client("127.0.0.1", free_port(), connections=2, timeout=5)
+        try:
+            # A worker that died on the error would leave this unanswered: a failure here too.
+            return await asyncio.wait_for(
+                client.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 10)
+        finally:
+            await client.close()
+
+    assert isinstance(asyncio.run(ask()), ConnectionRefusedError)
