@@ -52,7 +52,6 @@ from bench.tables import table
 from extensions import db
 from models import (
     CheckoutSession,
-    CheckoutStatus,
     EndReason,
     EntryStatus,
     OutboxItem,
@@ -466,9 +465,9 @@ def outcomes(event_id: int, since: datetime, run: Run) -> dict:
         "released": count(ended, WaitingListEntry.end_reason == EndReason.DECLINED),
         "still_offered": count(WaitingListEntry.status == EntryStatus.OFFERED),
         "joined": count(WaitingListEntry.joined_at >= since),
-        "not_charged": db.session.scalar(select(func.count()).select_from(CheckoutSession).where(
-            CheckoutSession.event_id == event_id,
-            CheckoutSession.status == CheckoutStatus.NOT_CHARGED)),
+        "sessions": Counter(dict(db.session.execute(
+            select(CheckoutSession.status, func.count()).where(
+                CheckoutSession.event_id == event_id).group_by(CheckoutSession.status)).all())),
         "reached_s": sorted(reached),
         **recount(event_id),
     }
@@ -573,8 +572,9 @@ def tables(results: list[dict]) -> str:
              f"{c['sold_in_run']:,} / {c['released']:,} / {c['lapsed']:,}"),
             ("lapses seen by their holders / Buy now refused", f"{run.lapses_seen:,} / "
              f"{run.checkout_refused:,}"),
-            ("Pay answered 303 / payments taken (each with its ticket) / too late, not charged",
-             f"{run.payments.statuses[303]:,} / {c['paid_sessions']:,} / {c['not_charged']:,}"),
+            ("Pay answered 303 / the event's checkout sessions by status (paid: each with "
+             "its ticket)", f"{run.payments.statuses[303]:,} / " + ", ".join(
+                 f"{status} {n:,}" for status, n in sorted(c["sessions"].items()))),
             ("joined during the run / offers still held after the drain",
              f"{c['joined']:,} / {c['still_offered']:,}"),
             ("sold / offered / waiting after; oversold; duplicate entries / tickets",
