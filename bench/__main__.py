@@ -28,7 +28,7 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select
 
 import tasks
-from bench import draws, http_rush, page_weight, waiting_room
+from bench import draws, http_rush, open_loop, page_weight, waiting_room
 from bench.queues import NOW, build_queue, make_app
 from bench.tables import table
 from blueprints.auth import SESSION_ID
@@ -242,6 +242,7 @@ def main() -> None:
     sys.stdout.flush()
     # The waiting room as a share of a trivial app, people held in line, nginx.
     waiting_room.main()
+    open_loop.main()  # then validated open-loop: 10,000 waiters on their own cadence
 
 
 if __name__ == "__main__":
