@@ -26,13 +26,16 @@ from services import queue, sessions, status_reads
 from tests.support.factories import make_event, make_user
 from tests.support.visitors import signed_in_client
 
-MOMENT = datetime.now(timezone.utc).replace(microsecond=0)
 LINE = 2_500  # three blocks of join order (queue_reads.POSITION_BLOCK = 1024)
 
 
 @pytest.fixture
-def frozen(monkeypatch):
-    monkeypatch.setattr(event_views, "now", lambda: MOMENT)
+def frozen(monkeypatch) -> datetime:
+    """The views' clock stopped at the start of the test (not of the run: a scheduled
+    on-sale must still be ahead)."""
+    moment = datetime.now(timezone.utc).replace(microsecond=0)
+    monkeypatch.setattr(event_views, "now", lambda: moment)
+    return moment
 
 
 def both_answers(app, client, path: str, monkeypatch):
@@ -91,33 +94,33 @@ def users_along_the_line(event_id: int) -> dict[str, int]:
 def test_the_lean_poll_answers_as_the_ordinary_one_all_along_a_line(any_db_app, frozen,
                                                                     monkeypatch):
     with any_db_app.app_context():
-        event_id, last = build_queue(LINE, now=MOMENT, live_offers=5, ended_offers=30,
+        event_id, last = build_queue(LINE, now=frozen, live_offers=5, ended_offers=30,
                                      pace_seconds=3)
         who = users_along_the_line(event_id)
         who["never joined"] = make_user().id
         db.session.commit()
     path = f"/events/{event_id}/status"
     for name, user_id in who.items():
-        client = signed_in_client(any_db_app, user_id, now=MOMENT)
+        client = signed_in_client(any_db_app, user_id, now=frozen)
         lean, ordinary = both_answers(any_db_app, client, path, monkeypatch)
         assert lean == ordinary, name
         assert lean[0] == 200, name
     # The lean answers say what these people are shown (not merely the same on both paths).
-    client = signed_in_client(any_db_app, who["far back"], now=MOMENT)
+    client = signed_in_client(any_db_app, who["far back"], now=frozen)
     far_back = both_answers(any_db_app, client, path, monkeypatch)[0][2]
     assert f'data-position="{LINE + 5}"' in far_back and "Estimated wait" in far_back
 
 
 def test_the_lean_poll_in_a_lobby_and_for_the_organizer(any_db_app, frozen, monkeypatch):
     with any_db_app.app_context():
-        event = make_event(total_tickets=5, sale_starts_at=MOMENT + timedelta(minutes=10))
+        event = make_event(total_tickets=5, sale_starts_at=frozen + timedelta(minutes=10))
         buyer = make_user()
-        queue.join_queue(event_id=event.id, user_id=buyer.id, now=MOMENT)
+        queue.join_queue(event_id=event.id, user_id=buyer.id, now=frozen)
         ids = {"in the lobby": buyer.id, "organizer": event.organizer_id}
         event_id = event.id
     shown = {}
     for name, user_id in ids.items():
-        lean, ordinary = both_answers(any_db_app, signed_in_client(any_db_app, user_id, now=MOMENT),
+        lean, ordinary = both_answers(any_db_app, signed_in_client(any_db_app, user_id, now=frozen),
                                       f"/events/{event_id}/status", monkeypatch)
         assert lean == ordinary, name
         shown[name] = lean[2]
@@ -129,11 +132,11 @@ def test_a_cookie_whose_session_ended_is_signed_out_by_a_changed_poll(any_db_app
     with any_db_app.app_context():
         event = make_event(total_tickets=1)
         buyer = make_user()
-        queue.join_queue(event_id=event.id, user_id=buyer.id, now=MOMENT)
+        queue.join_queue(event_id=event.id, user_id=buyer.id, now=frozen)
         event_id, buyer_id = event.id, buyer.id
-    client = signed_in_client(any_db_app, buyer_id, now=MOMENT)
+    client = signed_in_client(any_db_app, buyer_id, now=frozen)
     with any_db_app.app_context():
-        sessions.end_all_sessions(user_id=buyer_id, now=MOMENT)
+        sessions.end_all_sessions(user_id=buyer_id, now=frozen)
 
     with any_db_app.app_context():
         response = client.get(f"/events/{event_id}/status", headers={"HX-Request": "true"})
