@@ -185,7 +185,9 @@ def status(event_id: int):
     Unchanged since this viewer's last poll: a 304 from the event's clock (one indexed read
     at most, shared by every poll of the event in this process for up to
     ``STATUS_CLOCK_MAX_AGE`` seconds), with no user loaded, no template and no session
-    written. Changed: the widget, rendered afresh.
+    written. Changed: the widget, rendered afresh from one statement for a signed-in
+    viewer (``_lean_status_context``), the ordinary way for anyone else. Every poll counts
+    against ``STATUS_POLL_LIMIT`` first.
     """
     if (wait := _poll_too_fast()) is not None:
         # Polling too fast: keep what is on screen and come back later.

@@ -177,19 +177,6 @@ class WaitEstimate:
     sample: int  # the ended offers it rests on
 
 
-def wait_estimate(entry: WaitingListEntry, *, now: datetime, event: Event | None = None,
-                  place: int | None = None) -> WaitEstimate | None:
-    """How long until ``entry`` is offered a ticket, or None when there is no honest answer
-    (``estimate_wait``, with the event's recent offer ends read only when needed)."""
-    if entry.status != EntryStatus.WAITING:
-        return None
-    event = event or entry.event
-    place = place or position(entry)
-    return estimate_wait(waiting_ahead=max(0, place - 1 - event.offered_count),
-                         offers_out=event.offered_count, now=now,
-                         recent=lambda: recent_offer_ends(entry.event_id, since=now - WAIT_WINDOW))
-
-
 def recent_offer_ends(event_id: int, *, since: datetime | None = None) -> list[datetime]:
     """When the event's last ``WAIT_SAMPLE`` offers ended (bought, declined, expired), newest
     first, those after ``since`` only if given: at most WAIT_SAMPLE index rows."""
