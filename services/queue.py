@@ -363,8 +363,11 @@ class lean_transition(UnitOfWork):
         forget_event_clock(self.event_id)
 
 
-def _refuse_join(event, user_id: int, now: datetime) -> None:
-    """The refusals of a join, in the order the full transition checks them."""
+def _refuse_join(event, user_id: int, now: datetime, *, has_ticket: bool,
+                 in_line: bool) -> None:
+    """The refusals of a join, lean or full: ``event`` is the ORM event or a lean read of
+    it (its columns and ``awaits_draw``); ``has_ticket`` and ``in_line`` say whether the
+    user holds a live ticket or an active entry for it."""
     if event.published_at is None:
         raise NotFound("We couldn't find that event.")
     if event.cancelled_at is not None:
@@ -373,9 +376,9 @@ def _refuse_join(event, user_id: int, now: datetime) -> None:
         raise QueueError("This event has already taken place.")
     if event.organizer_id == user_id:
         raise QueueError("You organize this event, so you can't buy a ticket for it.")
-    if event.has_ticket:
+    if has_ticket:
         raise QueueError("You already have a ticket for this event.")
-    if event.in_line:
+    if in_line:
         raise QueueError("You're already in the lobby for this event."
                          if event.awaits_draw else
                          "You're already in the waiting list for this event.")
@@ -384,7 +387,7 @@ def _refuse_join(event, user_id: int, now: datetime) -> None:
 def _join_lean(event, *, user_id: int, now: datetime, watching: bool) -> Joined:
     """The join's writes (caller holds the lock): the same rows, counters and follow-ups
     as ``_join_in_transition`` writes, as Core statements."""
-    _refuse_join(event, user_id, now)
+    _refuse_join(event, user_id, now, has_ticket=event.has_ticket, in_line=event.in_line)
     if not event.awaits_draw and event.free > 0 and event.waiting_count > 0:
         raise TakeTheLongWay()  # a free ticket is owed to someone waiting: offer_next first
     counters = {"queue_version": event.queue_version + 1}
@@ -446,20 +449,9 @@ def _join_in_transition(*, event_id: int, user_id: int, now: datetime,
     offer is past its deadline, or a free ticket is still to be offered to someone waiting,
     all of which entering the transition or ``offer_next`` settle first."""
     with transition(event_id, now=now) as event:
-        if not event.is_published:
-            raise NotFound("We couldn't find that event.")
-        if event.is_cancelled:
-            raise QueueError("This event was cancelled.")
-        if event.is_past(now):
-            raise QueueError("This event has already taken place.")
-        if event.organizer_id == user_id:
-            raise QueueError("You organize this event, so you can't buy a ticket for it.")
-        if live_ticket(event_id=event.id, user_id=user_id) is not None:
-            raise QueueError("You already have a ticket for this event.")
-        if active_entry(event.id, user_id) is not None:
-            raise QueueError("You're already in the lobby for this event."
-                             if event.awaits_draw else
-                             "You're already in the waiting list for this event.")
+        _refuse_join(event, user_id, now,
+                     has_ticket=live_ticket(event_id=event.id, user_id=user_id) is not None,
+                     in_line=active_entry(event.id, user_id) is not None)
         entry = WaitingListEntry(event_id=event.id, user_id=user_id, joined_at=now,
                                  ref=draws.new_entry_ref())
         if event.awaits_draw:
