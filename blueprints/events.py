@@ -195,36 +195,36 @@ def status(event_id: int):
         response.headers["HX-Reswap"] = "none"
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
-    moment = now()
+    moment, user_id = now(), _session_user_id()
     max_age = current_app.config["STATUS_CLOCK_MAX_AGE"]
     clock = queue_reads.cached_event_clock(event_id, max_age=max_age)
-    if clock is not None and (etag := _unchanged_etag(clock, moment)):
+    if clock is not None and (etag := _unchanged_etag(clock, moment, user_id)):
         return _private(make_response("", 304), etag)
-    user_id, session_id = _session_user_id(), session.get(SESSION_ID)
+    session_id = session.get(SESSION_ID)
     # The event, its clock and the viewer's own row, read now in one statement.
-    row = status_reads.poll_row(event_id, user_id=user_id, now=moment,
-                                session_id=session_id if isinstance(session_id, str) else None)
-    clock = row and queue_reads.clock_from_row(row)
-    if clock is None or not clock.published:
+    read = status_reads.poll_row(event_id, user_id=user_id, now=moment,
+                                 session_id=session_id if isinstance(session_id, str) else None)
+    if read is None or not read[1].published:
         raise NotFound("We couldn't find that event.")
-    if etag := _unchanged_etag(clock, moment):
+    row, clock = read
+    if etag := _unchanged_etag(clock, moment, user_id):
         return _private(make_response("", 304), etag)
-    context = _lean_status_context(row, moment)
+    context = _lean_status_context(row, clock, moment)
     if context is None:
         context = status_context(events.get_event(event_id), moment=moment, clock=clock)
     response = make_response(render_template("events/_status.html", **context))
     return _private(response, context["etag"])
 
 
-def _unchanged_etag(clock: queue_reads.EventClock, moment) -> str | None:
-    """The ETag this viewer sent, if what they'd be shown now is unchanged since."""
+def _unchanged_etag(clock: queue_reads.EventClock, moment, user_id: int | None) -> str | None:
+    """The ETag viewer ``user_id`` sent, if what they'd be shown now is unchanged since."""
     if clock.needs_refresh(moment):
         return None
-    etag = clock.fingerprint(user_id=_session_user_id(), now=moment)
+    etag = clock.fingerprint(user_id=user_id, now=moment)
     return etag if etag in request.if_none_match else None
 
 
-def _lean_status_context(row, moment) -> dict | None:
+def _lean_status_context(row, clock: queue_reads.EventClock, moment) -> dict | None:
     """A signed-in waiter's widget from the row just read (services/status_reads.py), the
     user it shows taken from it rather than loaded; None when that path can't answer (see
     ``viewer_status``) and the ordinary one must."""
@@ -232,7 +232,7 @@ def _lean_status_context(row, moment) -> dict | None:
     # browser marks the session not fresh; in "strong" mode it signs the cookie out).
     if row.user_id is None or login_manager._session_protection_failed():
         return None
-    view = status_reads.viewer_status(row, now=moment)
+    view = status_reads.viewer_status(row, clock, now=moment)
     if view is None:
         return None
     # What Flask-Login's own load would have set (blueprints/auth.py load_user checks the

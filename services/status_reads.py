@@ -23,7 +23,7 @@ from datetime import datetime
 from itertools import accumulate
 
 from flask import current_app
-from sqlalchemy import bindparam, exists, func, select
+from sqlalchemy import Row, bindparam, exists, func, select
 
 from extensions import db
 from models import (
@@ -125,24 +125,24 @@ class PollView:
     status: QueueStatus
 
 
-def poll_row(event_id: int, *, user_id: int | None, session_id: str | None, now: datetime):
-    """The event's row with its clock's ``next_deadline`` (the clock is kept for
-    ``queue_reads.cached_event_clock``) and the viewer's beside it, in one indexed read; None
+def poll_row(event_id: int, *, user_id: int | None, session_id: str | None,
+             now: datetime) -> tuple[Row, EventClock] | None:
+    """The event's row with its clock's ``next_deadline`` and the viewer's beside it, in one
+    indexed read, with the event's clock (kept for ``queue_reads.cached_event_clock``); None
     for no such event."""
     row = db.session.connection().execute(POLL_ROW, {
         "event_id": event_id, "user_id": user_id, "session_id": session_id, "now": now,
     }).one_or_none()
-    if row is not None:
-        queue_reads.remember_clock(queue_reads.clock_from_row(row))
-    return row
+    if row is None:
+        return None
+    return row, queue_reads.remember_clock(queue_reads.clock_from_row(row))
 
 
-def viewer_status(row, *, now: datetime) -> PollView | None:
-    """The signed-in viewer's status from ``row`` (``poll_row``'s), or None when the lean path
-    can't answer (nobody signed in, a session that ended, a draft, a live offer that ran out
-    or a draw that is due): the caller then takes the ordinary path, which handles each of
-    those (a signed-out widget, signing the cookie out, a 404, a refresh)."""
-    clock = queue_reads.clock_from_row(row)
+def viewer_status(row: Row, clock: EventClock, *, now: datetime) -> PollView | None:
+    """The signed-in viewer's status from ``poll_row``'s row and clock, or None when the lean
+    path can't answer (nobody signed in, a session that ended, a draft, a live offer that ran
+    out or a draw that is due): the caller then takes the ordinary path, which handles each
+    of those (a signed-out widget, signing the cookie out, a 404, a refresh)."""
     if row.user_id is None or not row.live or not clock.published or clock.needs_refresh(now):
         return None
     share = _event_share(row)
